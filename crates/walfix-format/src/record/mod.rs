@@ -1,0 +1,1 @@
+//! Record payloads (stub, being written).
