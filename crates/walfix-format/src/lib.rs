@@ -4,3 +4,8 @@
 //! the slice it was given.
 
 pub mod record;
+pub mod compression;
+pub mod crc;
+pub mod encode;
+pub mod fragment;
+pub mod frames;

@@ -1,0 +1,106 @@
+//! Per-record decompression into a reused buffer, with output bounded by what the input can justify.
+
+use crate::fragment::Compression;
+
+/// Upper bound on any decompressed record, whatever its frame claims. Real records are a few MiB
+/// at most; a claim beyond this is treated as damage, not as a reason to allocate.
+pub const MAX_RECORD_SIZE: usize = 1 << 30;
+
+/// Why a payload did not decompress.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecompressError {
+    /// Snappy rejected the payload.
+    #[error("snappy: {0}")]
+    Snappy(String),
+    /// zstd rejected the payload.
+    #[error("zstd: {0}")]
+    Zstd(String),
+    /// The payload claims more output than its size can produce, or more than [`MAX_RECORD_SIZE`].
+    #[error("{codec} payload of {input} bytes claims {claimed} bytes uncompressed, more than it can hold")]
+    TooLarge {
+        /// `snappy` or `zstd`.
+        codec: &'static str,
+        /// Compressed size.
+        input: usize,
+        /// Claimed or produced size.
+        claimed: u64,
+    },
+}
+
+/// Decompresses `input` into `out` (cleared first; its capacity is reused).
+///
+/// ```
+/// use walfix_format::{compression::decompress, fragment::Compression};
+/// let packed = snap::raw::Encoder::new().compress_vec(b"hello hello hello").unwrap();
+/// let mut out = Vec::new();
+/// decompress(Compression::Snappy, &packed, &mut out).unwrap();
+/// assert_eq!(out, b"hello hello hello");
+/// ```
+pub fn decompress(
+    compression: Compression,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), DecompressError> {
+    out.clear();
+    match compression {
+        Compression::None => {
+            out.extend_from_slice(input);
+            Ok(())
+        }
+        Compression::Snappy => snappy(input, out),
+        Compression::Zstd => zstd_frame(input, out),
+    }
+}
+
+/// Most output one snappy input byte can produce: a 3-byte copy element emits up to 64 bytes.
+const SNAPPY_MAX_RATIO: u64 = 22;
+
+fn snappy(input: &[u8], out: &mut Vec<u8>) -> Result<(), DecompressError> {
+    let claimed = snap::raw::decompress_len(input)
+        .map_err(|e| DecompressError::Snappy(e.to_string()))? as u64;
+    if claimed > (input.len() as u64).saturating_mul(SNAPPY_MAX_RATIO) + 64
+        || claimed > MAX_RECORD_SIZE as u64
+    {
+        return Err(DecompressError::TooLarge {
+            codec: "snappy",
+            input: input.len(),
+            claimed,
+        });
+    }
+    out.resize(claimed as usize, 0);
+    let n = snap::raw::Decoder::new()
+        .decompress(input, out)
+        .map_err(|e| DecompressError::Snappy(e.to_string()))?;
+    out.truncate(n);
+    Ok(())
+}
+
+fn zstd_frame(input: &[u8], out: &mut Vec<u8>) -> Result<(), DecompressError> {
+    use std::io::Read;
+    // Stream the frame so memory grows with what the input really produces, never with the
+    // content size the frame header claims.
+    let mut dec = zstd::stream::read::Decoder::with_buffer(input)
+        .map_err(|e| DecompressError::Zstd(e.to_string()))?
+        .single_frame();
+    let limit = MAX_RECORD_SIZE as u64 + 1;
+    let res = (&mut dec).take(limit).read_to_end(out);
+    match res {
+        Ok(n) if n as u64 >= limit => Err(DecompressError::TooLarge {
+            codec: "zstd",
+            input: input.len(),
+            claimed: n as u64,
+        }),
+        Ok(_) => {
+            // A valid frame must have been consumed to its end: anything after it is damage.
+            let rest = dec.finish();
+            if !rest.is_empty() {
+                return Err(DecompressError::Zstd(format!(
+                    "{} bytes after the end of the frame",
+                    rest.len()
+                )));
+            }
+            Ok(())
+        }
+        Err(e) => Err(DecompressError::Zstd(e.to_string())),
+    }
+}
