@@ -1,1 +1,118 @@
-fn main() {}
+//! `walfix`: check Prometheus write-ahead logs.
+
+mod human;
+mod jsonl;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes (made for a Kubernetes initContainer):
+  0  clean: Prometheus will replay everything (warnings allowed)
+  1  damage that `walfix repair` fixes on its own (torn tail, CRC mismatch, bad records...)
+  2  damage that needs a human decision (segment gap, missing segment, checkpoint damage,
+     anything that keeps Prometheus from starting)
+  3  operational error: a file could not be read, bad usage, bad path";
+
+#[derive(Parser)]
+#[command(name = "walfix", version, about = "Check Prometheus write-ahead logs (WAL, WBL, checkpoints).", after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a WAL read-only and report every problem with what Prometheus would do about it.
+    #[command(after_help = EXIT_CODES)]
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// A Prometheus data dir, a wal/, wbl/ or checkpoint.N dir, or one segment file.
+    path: PathBuf,
+    /// Print JSON Lines (schema in docs/json-output.md) instead of the human report.
+    #[arg(long)]
+    json: bool,
+    /// How deep to read: `frames` checks pages, fragments and CRCs only; `records` also
+    /// decompresses and decodes every record.
+    #[arg(long, value_enum, default_value_t = LevelArg::Records)]
+    level: LevelArg,
+    /// Treat the WAL as a Prometheus agent WAL (its replay rejects more record types).
+    #[arg(long)]
+    agent: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LevelArg {
+    Frames,
+    Records,
+}
+
+const EXIT_OPERATIONAL: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_OPERATIONAL } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Check(args) => run_check(args),
+    }
+}
+
+fn run_check(args: CheckArgs) -> ExitCode {
+    if let Some(n) = args.threads {
+        // Only fails if a pool exists already, which cannot happen this early.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
+    }
+    let opts = walfix::CheckOptions {
+        level: match args.level {
+            LevelArg::Frames => walfix::Level::Frames,
+            LevelArg::Records => walfix::Level::Records,
+        },
+        flavor: if args.agent {
+            walfix::WalFlavor::Agent
+        } else {
+            walfix::WalFlavor::Server
+        },
+    };
+    let report = match walfix::check(&args.path, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("walfix: {}: {e}", args.path.display());
+            return ExitCode::from(EXIT_OPERATIONAL);
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let res = if args.json {
+        jsonl::write(&mut out, &report)
+    } else {
+        human::write(&mut out, &report, opts.level)
+    }
+    .and_then(|_| out.flush());
+    match res {
+        Ok(()) => {}
+        // A closed pipe (`walfix check ... | head`) is not an error worth a message.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("walfix: writing output: {e}");
+            return ExitCode::from(EXIT_OPERATIONAL);
+        }
+    }
+    ExitCode::from(report.exit_code as u8)
+}

@@ -573,8 +573,7 @@ impl<'a> SegmentReader<'a> {
             return None;
         }
 
-        if len > 0 && page_start(body_end - 1) != page_start(pos)
-            || len == 0 && body_end > page_end
+        if len > 0 && page_start(body_end - 1) != page_start(pos) || len == 0 && body_end > page_end
         {
             self.warn(ProblemKind::FragmentCrossesPage, pos, body_end);
         }
@@ -795,8 +794,13 @@ impl<'a> RecordReader<'a> {
             Event::Problem(p) => return Some(RecordEvent::Problem(p)),
             Event::Record(r) => r,
         };
-        let (offset, end, index, fragments, compression) =
-            (raw.offset, raw.end, raw.index, raw.fragments, raw.compression);
+        let (offset, end, index, fragments, compression) = (
+            raw.offset,
+            raw.end,
+            raw.index,
+            raw.fragments,
+            raw.compression,
+        );
         let stored_len = raw.payload.len();
         if compression == Compression::None {
             return Some(RecordEvent::Record(Record {

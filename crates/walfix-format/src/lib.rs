@@ -3,9 +3,9 @@
 //! This crate does no I/O. Everything works on borrowed `&[u8]` and reports offsets relative to
 //! the slice it was given.
 
-pub mod record;
 pub mod compression;
 pub mod crc;
 pub mod encode;
 pub mod fragment;
 pub mod frames;
+pub mod record;

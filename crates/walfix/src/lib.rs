@@ -1,1 +1,17 @@
+//! Check and repair Prometheus write-ahead logs on disk.
+//!
+//! `walfix` finds the logs under a path ([`layout`]), maps their segments ([`mmap`]), scans
+//! them in parallel ([`scan`]) with the byte-level reader of [`walfix_format`], and reports every
+//! problem with what Prometheus would do about it ([`report`]).
 
+pub mod check;
+pub mod layout;
+pub mod mmap;
+pub mod refset;
+pub mod report;
+pub mod scan;
+
+pub use check::{check, check_layout, CheckOptions};
+pub use layout::WalFlavor;
+pub use report::{Finding, Report, Severity, Stats};
+pub use scan::Level;

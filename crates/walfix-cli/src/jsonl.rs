@@ -1,0 +1,62 @@
+//! JSON Lines output of `walfix check` (schema: docs/json-output.md).
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+use walfix::Report;
+
+/// Version of the JSON Lines schema; bumped on any incompatible change.
+pub const SCHEMA: &str = "walfix-check/1";
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Line<'a> {
+    Begin {
+        schema: &'static str,
+        walfix_version: &'static str,
+        path: String,
+    },
+    Log(&'a walfix::report::LogSummary),
+    Finding(&'a walfix::Finding),
+    Summary {
+        totals: &'a walfix::Stats,
+        distinct_series: u64,
+        prometheus_outcome: &'a str,
+        worst: walfix::Severity,
+        exit_code: i32,
+    },
+}
+
+fn line(out: &mut impl Write, l: &Line<'_>) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, l).map_err(io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+/// Writes the report as JSON Lines: `begin`, one `log` per log, one `finding` per finding,
+/// then `summary`.
+pub fn write(out: &mut impl Write, r: &Report) -> io::Result<()> {
+    line(
+        out,
+        &Line::Begin {
+            schema: SCHEMA,
+            walfix_version: env!("CARGO_PKG_VERSION"),
+            path: r.root.display().to_string(),
+        },
+    )?;
+    for l in &r.logs {
+        line(out, &Line::Log(l))?;
+    }
+    for f in &r.findings {
+        line(out, &Line::Finding(f))?;
+    }
+    line(
+        out,
+        &Line::Summary {
+            totals: &r.totals,
+            distinct_series: r.distinct_series,
+            prometheus_outcome: &r.prometheus_outcome,
+            worst: r.worst,
+            exit_code: r.exit_code,
+        },
+    )
+}

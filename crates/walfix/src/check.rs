@@ -1,0 +1,729 @@
+//! `check`: read every log under a path and say what is wrong and what Prometheus would do.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use walfix_format::frames::{Problem, ProblemKind};
+use walfix_format::record::{LogKind, RecordType};
+
+use crate::layout::{discover, Leftover, Log, SegmentFile, WalFlavor};
+use crate::mmap::SegmentData;
+use crate::refset::RefSet;
+use crate::report::{Finding, LogSummary, PrometheusStop, Report, Severity, Stats};
+use crate::scan::{scan_segment, Level, SegmentScan};
+
+/// Options for [`check`].
+#[derive(Clone, Debug, Default)]
+pub struct CheckOptions {
+    /// How deep to read.
+    pub level: Level,
+    /// Server or agent WAL.
+    pub flavor: WalFlavor,
+}
+
+/// Checks the WAL, WBL and checkpoints under `path` (a data dir, a `wal/`, `wbl/` or
+/// `checkpoint.N` dir, or one segment file). Read-only. Fails only if `path` cannot be read or
+/// holds no log; unreadable segments become [`Severity::Unreadable`] findings.
+///
+/// ```no_run
+/// let report = walfix::check(std::path::Path::new("/prometheus"), &Default::default())?;
+/// for f in &report.findings {
+///     println!("{} {} {:?} {:?}: {}", f.severity.name(), f.kind, f.segment, f.offset, f.message);
+/// }
+/// std::process::exit(report.exit_code);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn check(path: &Path, opts: &CheckOptions) -> io::Result<Report> {
+    let layout = discover(path, opts.flavor)?;
+    Ok(check_layout(&layout, opts))
+}
+
+/// Where a segment sits, which decides how bad its damage is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Role {
+    /// Inside the checkpoint Prometheus loads.
+    Checkpoint,
+    /// A WAL segment at or below the checkpoint index: Prometheus skips it.
+    Covered,
+    /// A segment Prometheus replays.
+    Live,
+}
+
+struct Scanned<'a> {
+    log: &'a Log,
+    seg: &'a SegmentFile,
+    role: Role,
+    newest: bool,
+    scan: Result<SegmentScan, io::Error>,
+}
+
+/// Checks an already discovered layout.
+pub fn check_layout(layout: &crate::layout::Layout, opts: &CheckOptions) -> Report {
+    let mut findings = Vec::new();
+    let mut summaries = Vec::new();
+    let mut totals = Stats::default();
+    let mut known = RefSet::new();
+    let mut replay: Vec<Scanned<'_>> = Vec::new();
+    let mut startup_failure: Option<String> = None;
+
+    for log in &layout.logs {
+        structure(log, &mut findings, &mut startup_failure);
+        if let Some(ck) = &log.checkpoint {
+            let scanned = scan_log(&ck.log, Role::Checkpoint, None, opts, &mut known);
+            summaries.push(summary(&ck.log, &scanned));
+            replay.extend(scanned);
+        }
+        let covered = log.checkpoint.as_ref().map(|c| c.index);
+        let scanned = scan_log(log, Role::Live, covered, opts, &mut known);
+        summaries.push(summary(log, &scanned));
+        replay.extend(scanned);
+    }
+
+    for s in &replay {
+        if s.role != Role::Covered {
+            if let Ok(scan) = &s.scan {
+                totals.add(&scan.stats);
+            }
+        }
+    }
+
+    let outcome = prometheus_view(&replay, &mut findings, startup_failure, &totals);
+    for s in &replay {
+        segment_findings(s, &mut findings);
+    }
+    order(&mut findings, &replay);
+
+    let worst = findings
+        .iter()
+        .map(|f| f.severity)
+        .max()
+        .unwrap_or(Severity::Info);
+    Report {
+        root: layout.root.clone(),
+        logs: summaries,
+        findings,
+        totals,
+        distinct_series: known.len(),
+        prometheus_outcome: outcome,
+        worst,
+        exit_code: worst.exit_code(),
+    }
+}
+
+fn summary(log: &Log, scanned: &[Scanned<'_>]) -> LogSummary {
+    let mut stats = Stats::default();
+    for s in scanned {
+        match &s.scan {
+            Ok(scan) => stats.add(&scan.stats),
+            Err(_) => {
+                stats.segments += 1;
+                stats.bytes += s.seg.len;
+            }
+        }
+    }
+    LogSummary {
+        log: log.kind.name(),
+        path: log.path.clone(),
+        first_segment: log.segments.first().map(|s| s.index),
+        last_segment: log.segments.last().map(|s| s.index),
+        stats,
+    }
+}
+
+/// Scans the segments of one log in parallel, a window at a time, merging results in order so
+/// that "series defined before this sample" follows replay order.
+fn scan_log<'a>(
+    log: &'a Log,
+    role: Role,
+    covered_upto: Option<u64>,
+    opts: &CheckOptions,
+    known: &mut RefSet,
+) -> Vec<Scanned<'a>> {
+    let newest = log
+        .segments
+        .iter()
+        .rev()
+        .find(|s| s.len > 0)
+        .map(|s| s.index);
+    let window = rayon::current_num_threads().max(1) * 2;
+    let mut out = Vec::with_capacity(log.segments.len());
+    for chunk in log.segments.chunks(window) {
+        let results: Vec<_> = chunk
+            .par_iter()
+            .map(|seg| {
+                let role = match covered_upto {
+                    Some(n) if role == Role::Live && seg.index <= n => Role::Covered,
+                    _ => role,
+                };
+                let scan = read_and_scan(seg, log.kind, opts.level, None);
+                (seg, role, scan)
+            })
+            .collect();
+        for (seg, role, mut scan) in results {
+            if let Ok(sc) = &mut scan {
+                if role != Role::Covered {
+                    merge_refs(seg, log.kind, opts.level, sc, known);
+                }
+            }
+            out.push(Scanned {
+                log,
+                seg,
+                role,
+                newest: Some(seg.index) == newest && role != Role::Checkpoint,
+                scan,
+            });
+        }
+    }
+    out
+}
+
+fn read_and_scan(
+    seg: &SegmentFile,
+    kind: LogKind,
+    level: Level,
+    known_before: Option<&RefSet>,
+) -> io::Result<SegmentScan> {
+    if seg.is_dir {
+        return Err(io::Error::other("is a directory"));
+    }
+    let data = SegmentData::open(&seg.path)?;
+    Ok(scan_segment(&data, kind, level, known_before))
+}
+
+/// Adds a segment's series to `known` and, if it used refs nobody defined before, counts them
+/// exactly with a second pass (rare: it only happens on damaged or truncated WALs).
+fn merge_refs(
+    seg: &SegmentFile,
+    kind: LogKind,
+    level: Level,
+    scan: &mut SegmentScan,
+    known: &mut RefSet,
+) {
+    let missing = scan.used_undefined.iter().any(|r| !known.contains(r));
+    if missing {
+        if let Ok(exact) = read_and_scan(seg, kind, level, Some(known)) {
+            scan.unknown = exact.unknown;
+        }
+    }
+    for &r in &scan.defined {
+        known.insert(r);
+    }
+    // Free the per-segment set now: only the merged one is needed from here on.
+    scan.used_undefined = RefSet::new();
+    scan.defined = Vec::new();
+}
+
+fn log_name(kind: LogKind) -> &'static str {
+    kind.name()
+}
+
+fn finding(
+    severity: Severity,
+    kind: &'static str,
+    log: &Log,
+    file: PathBuf,
+    message: String,
+    prometheus: String,
+) -> Finding {
+    Finding {
+        severity,
+        kind,
+        log: log_name(log.kind),
+        file,
+        segment: None,
+        offset: None,
+        end: None,
+        lost_from: None,
+        record_index: None,
+        message,
+        prometheus,
+        prometheus_error: None,
+        unknown_refs: None,
+    }
+}
+
+/// Findings about the directory itself: names, gaps, leftovers.
+fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
+    if log.single_file {
+        return;
+    }
+    let mut fail = |msg: String| {
+        if startup.is_none() {
+            *startup = Some(msg);
+        }
+    };
+    for s in &log.segments {
+        if s.is_dir {
+            out.push(Finding {
+                segment: Some(s.index),
+                ..finding(
+                    Severity::NeedsHuman,
+                    "segment-is-directory",
+                    log,
+                    s.path.clone(),
+                    format!("segment {} is a directory, not a file", s.name),
+                    "Prometheus takes it for a segment and fails when it opens it".into(),
+                )
+            });
+            fail(format!("it cannot read segment {} (a directory)", s.name));
+        }
+        if s.name.len() != 8 || s.name.starts_with('+') {
+            out.push(Finding {
+                segment: Some(s.index),
+                ..finding(
+                    Severity::Warning,
+                    "odd-segment-name",
+                    log,
+                    s.path.clone(),
+                    format!("segment name {:?} is not 8 zero-padded digits", s.name),
+                    "Prometheus reads it as segment {} all the same"
+                        .replace("{}", &s.index.to_string()),
+                )
+            });
+        }
+    }
+    for w in log.segments.windows(2) {
+        if w[1].index != w[0].index + 1 {
+            let missing = if w[1].index == w[0].index + 2 {
+                format!("{:08}", w[0].index + 1)
+            } else {
+                format!("{:08}..{:08}", w[0].index + 1, w[1].index - 1)
+            };
+            out.push(Finding {
+                segment: Some(w[0].index + 1),
+                ..finding(
+                    Severity::NeedsHuman,
+                    "segment-gap",
+                    log,
+                    log.path.clone(),
+                    format!(
+                        "segment(s) {missing} missing between {} and {}",
+                        w[0].name, w[1].name
+                    ),
+                    "Prometheus refuses to start: `opening storage failed: get segment range: segments are not sequential`".into(),
+                )
+            });
+            fail("`get segment range: segments are not sequential`".into());
+        }
+    }
+    match log.kind {
+        LogKind::Wal | LogKind::Agent => {
+            let first = log.segments.first().map(|s| s.index);
+            match (&log.checkpoint, first) {
+                (None, Some(f)) if f != 0 => {
+                    out.push(Finding {
+                        segment: Some(0),
+                        ..finding(
+                            Severity::NeedsHuman,
+                            "missing-first-segment",
+                            log,
+                            log.path.clone(),
+                            format!("no checkpoint and the first segment is {f:08}, not 00000000"),
+                            "without a checkpoint Prometheus replays from segment 0 and fails to start (`open WAL segment: 0`), unless a chunk snapshot says where to start".into(),
+                        )
+                    });
+                    fail("it replays from segment 0, which is missing".into());
+                }
+                (Some(ck), _) => {
+                    let after: Vec<_> =
+                        log.segments.iter().filter(|s| s.index > ck.index).collect();
+                    match after.first() {
+                        Some(s) if s.index != ck.index + 1 => {
+                            out.push(Finding {
+                                segment: Some(ck.index + 1),
+                                ..finding(
+                                    Severity::NeedsHuman,
+                                    "missing-segment-after-checkpoint",
+                                    log,
+                                    log.path.clone(),
+                                    format!("checkpoint.{:08} is followed by segment {}, not {:08}", ck.index, s.name, ck.index + 1),
+                                    format!("Prometheus replays from segment {} after the checkpoint and fails to start (`open WAL segment: {}`)", ck.index + 1, ck.index + 1),
+                                )
+                            });
+                            fail(format!("segment {:08} after the checkpoint is missing", ck.index + 1));
+                        }
+                        None => out.push(Finding {
+                            segment: Some(ck.index + 1),
+                            ..finding(
+                                Severity::NeedsHuman,
+                                "missing-segment-after-checkpoint",
+                                log,
+                                log.path.clone(),
+                                format!("checkpoint.{:08} has no segment after it", ck.index),
+                                "Prometheus starts a new segment numbered at or below the checkpoint; later replays skip what it writes there".into(),
+                            )
+                        }),
+                        _ => {}
+                    }
+                    let covered = log.segments.iter().filter(|s| s.index <= ck.index).count();
+                    if covered > 0 {
+                        out.push(finding(
+                            Severity::Info,
+                            "segments-covered-by-checkpoint",
+                            log,
+                            log.path.clone(),
+                            format!("{covered} segment(s) numbered at or below checkpoint.{:08}", ck.index),
+                            "Prometheus skips them (the checkpoint holds what it needs) and deletes them at the next truncation".into(),
+                        ));
+                    }
+                    let cs = &ck.log.segments;
+                    if cs.first().is_some_and(|s| s.index != 0) {
+                        out.push(finding(
+                            Severity::NeedsHuman,
+                            "checkpoint-missing-first-segment",
+                            &ck.log,
+                            ck.log.path.clone(),
+                            "the checkpoint's first segment is not 00000000".into(),
+                            "Prometheus fails to load the checkpoint and does not start".into(),
+                        ));
+                        fail("the checkpoint cannot be opened".into());
+                    }
+                    let mut inner = None;
+                    structure(&ck.log, out, &mut inner);
+                    if let Some(m) = inner {
+                        fail(format!("in the checkpoint, {m}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        LogKind::Checkpoint => {
+            for s in &log.segments {
+                if s.len % walfix_format::fragment::PAGE_SIZE as u64 != 0 {
+                    out.push(Finding {
+                        segment: Some(s.index),
+                        ..finding(
+                            Severity::Warning,
+                            "unaligned-checkpoint-segment",
+                            log,
+                            s.path.clone(),
+                            format!("checkpoint segment is {} bytes, not a whole number of pages", s.len),
+                            "Prometheus closes checkpoint segments padded; this one was cut short or changed".into(),
+                        )
+                    });
+                }
+            }
+        }
+        LogKind::Wbl => {}
+    }
+    for l in &log.leftovers {
+        let f = match l {
+            Leftover::RepairFile(p) => finding(
+                Severity::Repairable,
+                "leftover-repair-file",
+                log,
+                p.clone(),
+                "a segment renamed by an interrupted Prometheus repair".into(),
+                "Prometheus ignores it forever: the records in it are not replayed".into(),
+            ),
+            Leftover::CheckpointTmp(p) => finding(
+                Severity::Warning,
+                "stale-checkpoint-tmp",
+                log,
+                p.clone(),
+                "an interrupted checkpoint".into(),
+                "Prometheus deletes it at start-up".into(),
+            ),
+            Leftover::CheckpointNotDir(p) => {
+                fail(format!("`find last checkpoint: checkpoint {} is not a directory`", p.display()));
+                finding(
+                    Severity::NeedsHuman,
+                    "checkpoint-not-directory",
+                    log,
+                    p.clone(),
+                    "a checkpoint.N entry that is not a directory".into(),
+                    "Prometheus refuses to start: `find last checkpoint: checkpoint ... is not a directory`".into(),
+                )
+            }
+            Leftover::OldCheckpoint(p) => finding(
+                Severity::Info,
+                "old-checkpoint",
+                log,
+                p.clone(),
+                "an older checkpoint left behind".into(),
+                "Prometheus uses only the highest checkpoint and deletes older ones at the next checkpoint".into(),
+            ),
+        };
+        out.push(f);
+    }
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "0%".into();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+}
+
+fn entries(stats: &Stats) -> u64 {
+    stats.float_samples + stats.histogram_samples + stats.float_histogram_samples
+}
+
+/// Works out what Prometheus does on start and fills `prometheus`/`prometheus_error` of the
+/// finding where it would stop. Returns the one-sentence outcome.
+fn prometheus_view(
+    replay: &[Scanned<'_>],
+    findings: &mut Vec<Finding>,
+    startup_failure: Option<String>,
+    totals: &Stats,
+) -> String {
+    if let Some(msg) = startup_failure {
+        return format!("Prometheus does not start: {msg}");
+    }
+    // The first error in replay order: checkpoint, then live segments, then the WBL.
+    let first = replay.iter().enumerate().find_map(|(i, s)| {
+        if s.role == Role::Covered {
+            return None;
+        }
+        let scan = s.scan.as_ref().ok()?;
+        let p = scan.problems.iter().find(|p| p.prometheus.is_some())?;
+        Some((i, p))
+    });
+    let Some((i, p)) = first else {
+        return "Prometheus replays everything without error".to_string();
+    };
+    let s = &replay[i];
+    let prom = p.prometheus.as_ref().expect("filtered above");
+    let line = format!(
+        "corruption in segment {} at {}: {}",
+        s.seg.path.display(),
+        prom.offset,
+        prom.message
+    );
+    match s.role {
+        Role::Checkpoint => {
+            let live: Vec<_> = replay
+                .iter()
+                .filter(|r| {
+                    r.log.kind != LogKind::Checkpoint
+                        && r.log.kind != LogKind::Wbl
+                        && r.seg.index > s.seg.index
+                })
+                .collect();
+            let bytes: u64 = live.iter().map(|r| r.seg.len).sum();
+            format!(
+                "Prometheus fails loading the checkpoint ({line}) and misdirects its repair at the live WAL (prometheus/prometheus#7530): it deletes every WAL segment numbered above {} ({} segments, {} bytes), then fails to start",
+                s.seg.index,
+                live.len(),
+                bytes
+            )
+        }
+        _ => {
+            let same_log: Vec<_> = replay
+                .iter()
+                .filter(|r| std::ptr::eq(r.log, s.log) && r.role == Role::Live)
+                .collect();
+            let later: Vec<_> = same_log
+                .iter()
+                .filter(|r| r.seg.index > s.seg.index)
+                .collect();
+            let later_entries: u64 = later
+                .iter()
+                .filter_map(|r| r.scan.as_ref().ok())
+                .map(|sc| entries(&sc.stats))
+                .sum();
+            let scan = s.scan.as_ref().ok();
+            let seg_entries = scan.map(|sc| entries(&sc.stats)).unwrap_or(0);
+            let kept_here = scan
+                .and_then(|sc| sc.samples_before_first_error)
+                .unwrap_or(0);
+            let lost = seg_entries.saturating_sub(kept_here) + later_entries;
+            let total = entries(totals);
+            let what = if s.log.kind == LogKind::Wbl {
+                "WBL"
+            } else {
+                "WAL"
+            };
+            let _ = findings;
+            format!(
+                "Prometheus stops replay at `{line}`; its {what} repair keeps the {} records before it in segment {:08}, deletes the rest of that segment and {} later segment(s), and loses {} of {} samples ({}) before it starts",
+                p.record_index,
+                s.seg.index,
+                later.len(),
+                lost,
+                total,
+                percent(lost, total)
+            )
+        }
+    }
+}
+
+fn segment_findings(s: &Scanned<'_>, out: &mut Vec<Finding>) {
+    let log = s.log;
+    let scan = match &s.scan {
+        Ok(scan) => scan,
+        Err(e) => {
+            out.push(Finding {
+                segment: Some(s.seg.index),
+                ..finding(
+                    if s.seg.is_dir {
+                        Severity::NeedsHuman
+                    } else {
+                        Severity::Unreadable
+                    },
+                    if s.seg.is_dir {
+                        "segment-is-directory"
+                    } else {
+                        "unreadable-segment"
+                    },
+                    log,
+                    s.seg.path.clone(),
+                    format!("cannot read segment: {e}"),
+                    "Prometheus cannot read it either and fails to start".into(),
+                )
+            });
+            return;
+        }
+    };
+    let mut first_error_seen = false;
+    for p in &scan.problems {
+        out.push(problem_finding(s, p, !first_error_seen));
+        if p.is_error() {
+            first_error_seen = true;
+        }
+    }
+    if scan.more_problems > 0 {
+        out.push(Finding {
+            segment: Some(s.seg.index),
+            ..finding(
+                Severity::Warning,
+                "more-problems",
+                log,
+                s.seg.path.clone(),
+                format!(
+                    "{} more problems in this segment are not listed",
+                    scan.more_problems
+                ),
+                "see the problems above".into(),
+            )
+        });
+    }
+    for (b, note) in &scan.ignored_types {
+        let name = RecordType::from_u8(*b)
+            .map_or_else(|| format!("unknown type {b}"), |t| t.name().to_string());
+        out.push(Finding {
+            segment: Some(s.seg.index),
+            offset: Some(note.first_offset as u64),
+            ..finding(
+                Severity::Warning,
+                "ignored-record-type",
+                log,
+                s.seg.path.clone(),
+                format!("{} record(s) of type {name} in a {} log", note.count, log.kind.name()),
+                "Prometheus skips these records on replay: their data is not loaded (written by a newer version, or zstd read by a version before 2.46)".into(),
+            )
+        });
+    }
+    if scan.unknown.entries() > 0 {
+        let u = scan.unknown;
+        out.push(Finding {
+            segment: Some(s.seg.index),
+            unknown_refs: Some(u),
+            ..finding(
+                Severity::Warning,
+                "unknown-series-refs",
+                log,
+                s.seg.path.clone(),
+                format!(
+                    "{} series ref(s) used with no series record before them: {} samples, {} histograms, {} exemplars, {} metadata, {} tombstones, {} mmap markers",
+                    u.series, u.samples, u.histograms, u.exemplars, u.metadata, u.tombstones, u.mmap_markers
+                ),
+                "Prometheus drops these entries on replay and logs `Unknown series references`".into(),
+            )
+        });
+    }
+    let torn = scan.problems.iter().any(|p| {
+        matches!(
+            p.kind,
+            ProblemKind::TornFragment | ProblemKind::TruncatedRecord { .. }
+        )
+    });
+    let page = walfix_format::fragment::PAGE_SIZE as u64;
+    if s.seg.len % page != 0 && !torn && s.role != Role::Checkpoint {
+        out.push(Finding {
+            segment: Some(s.seg.index),
+            offset: Some(s.seg.len),
+            ..finding(
+                Severity::Info,
+                "unaligned-tail",
+                log,
+                s.seg.path.clone(),
+                format!(
+                    "segment ends mid-page at {} after whole records (last record ends at {})",
+                    s.seg.len, scan.last_record_end
+                ),
+                "normal after a crash or kill: Prometheus pads the page with virtual zeros and reads on".into(),
+            )
+        });
+    }
+}
+
+fn problem_finding(s: &Scanned<'_>, p: &Problem, first_in_segment: bool) -> Finding {
+    let error = p.is_error();
+    let severity = match (error, s.role) {
+        (false, _) => Severity::Warning,
+        (true, Role::Covered) => Severity::Warning,
+        (true, Role::Checkpoint) => Severity::NeedsHuman,
+        (true, Role::Live) => Severity::Repairable,
+    };
+    let kind = match &p.kind {
+        ProblemKind::TornFragment if s.newest => "torn-tail",
+        ProblemKind::TornFragment => "truncated-segment",
+        ProblemKind::TruncatedRecord { .. } => "truncated-multipage-record",
+        k => k.name(),
+    };
+    let mut message = p.kind.describe();
+    if matches!(
+        p.kind,
+        ProblemKind::TornFragment | ProblemKind::TruncatedRecord { .. }
+    ) {
+        if s.newest {
+            message.push_str("; this is the newest segment: a write interrupted by a crash");
+        } else {
+            message.push_str("; this is not the newest segment: it was cut short after later segments were written");
+        }
+    }
+    let prometheus = if !error {
+        "Prometheus's reader accepts this".to_string()
+    } else if s.role == Role::Covered {
+        "Prometheus skips this segment (it is covered by the checkpoint)".to_string()
+    } else {
+        match &p.prometheus {
+            Some(_) if first_in_segment => {
+                "Prometheus's reader stops here; see the outcome below".to_string()
+            }
+            Some(_) => "not reached by Prometheus: it stops at the first error in the segment and drops the rest".to_string(),
+            None => "Prometheus ends the segment here without an error and silently drops the partial record".to_string(),
+        }
+    };
+    Finding {
+        severity,
+        kind,
+        log: log_name(s.log.kind),
+        file: s.seg.path.clone(),
+        segment: Some(s.seg.index),
+        offset: Some(p.offset as u64),
+        end: Some(p.end as u64),
+        lost_from: error.then_some(p.lost_from as u64),
+        record_index: Some(p.record_index),
+        message,
+        prometheus,
+        prometheus_error: p.prometheus.as_ref().map(|e| PrometheusStop {
+            offset: e.offset as u64,
+            message: e.message.clone(),
+        }),
+        unknown_refs: None,
+    }
+}
+
+/// Sorts findings into replay order: log, segment, offset; directory findings first.
+fn order(findings: &mut [Finding], replay: &[Scanned<'_>]) {
+    let rank = |f: &Finding| -> usize {
+        replay
+            .iter()
+            .position(|s| s.seg.path == f.file)
+            .map_or(0, |i| i + 1)
+    };
+    findings.sort_by_key(|f| (rank(f), f.offset.unwrap_or(0)));
+}

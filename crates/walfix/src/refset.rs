@@ -1,0 +1,116 @@
+//! A set of series refs. Prometheus hands out refs from a counter starting at 1, so a bitmap
+//! indexed by ref is compact (one bit per series ever created); refs too large for the bitmap
+//! fall back to a hash set.
+
+use std::collections::HashSet;
+
+/// Refs below this go into the bitmap (2^27 bits = 16 MiB at most).
+const BITMAP_LIMIT: u64 = 1 << 27;
+
+/// A set of series refs.
+#[derive(Clone, Debug, Default)]
+pub struct RefSet {
+    words: Vec<u64>,
+    large: HashSet<u64>,
+    len: u64,
+}
+
+impl RefSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `r`; returns true if it was not there.
+    #[inline]
+    pub fn insert(&mut self, r: u64) -> bool {
+        if r < BITMAP_LIMIT {
+            let w = (r / 64) as usize;
+            if w >= self.words.len() {
+                // Grow geometrically so inserting n increasing refs costs O(n).
+                let want = (w + 1)
+                    .max(self.words.len() * 2)
+                    .min((BITMAP_LIMIT / 64) as usize);
+                self.words.resize(want, 0);
+            }
+            let bit = 1u64 << (r % 64);
+            let new = self.words[w] & bit == 0;
+            self.words[w] |= bit;
+            self.len += new as u64;
+            new
+        } else {
+            let new = self.large.insert(r);
+            self.len += new as u64;
+            new
+        }
+    }
+
+    /// True if `r` is in the set.
+    #[inline]
+    pub fn contains(&self, r: u64) -> bool {
+        if r < BITMAP_LIMIT {
+            self.words
+                .get((r / 64) as usize)
+                .is_some_and(|w| w & (1u64 << (r % 64)) != 0)
+        } else {
+            self.large.contains(&r)
+        }
+    }
+
+    /// Number of refs in the set.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True if empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds every ref of `other`.
+    pub fn extend_from(&mut self, other: &RefSet) {
+        for r in other.iter() {
+            self.insert(r);
+        }
+    }
+
+    /// Iterates over the refs (bitmap part in order, then the rest).
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let small = self.words.iter().enumerate().flat_map(|(i, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let b = w.trailing_zeros() as u64;
+                w &= w - 1;
+                Some(i as u64 * 64 + b)
+            })
+        });
+        small.chain(self.large.iter().copied())
+    }
+
+    /// Bytes of memory held (for reporting the cost per series).
+    pub fn heap_bytes(&self) -> usize {
+        self.words.capacity() * 8 + self.large.capacity() * 16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_contains_iter() {
+        let mut s = RefSet::new();
+        for r in [0u64, 1, 63, 64, 1000, BITMAP_LIMIT, u64::MAX] {
+            assert!(s.insert(r));
+            assert!(!s.insert(r));
+        }
+        assert_eq!(s.len(), 7);
+        assert!(s.contains(1000) && s.contains(u64::MAX) && !s.contains(999));
+        let mut v: Vec<u64> = s.iter().collect();
+        v.sort();
+        assert_eq!(v, vec![0, 1, 63, 64, 1000, BITMAP_LIMIT, u64::MAX]);
+    }
+}

@@ -1,0 +1,255 @@
+//! What `check` found: findings, per-log statistics, the verdict.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// How bad a finding is. The order is the order of exit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    /// Worth knowing; nothing wrong.
+    Info,
+    /// Prometheus starts and loses nothing because of it, or already lost the data silently.
+    Warning,
+    /// Damage that `walfix repair` fixes on its own.
+    Repairable,
+    /// Damage that needs a human decision (gaps, checkpoint damage, start-up blockers).
+    NeedsHuman,
+    /// A file could not be read: the report is incomplete.
+    Unreadable,
+}
+
+impl Severity {
+    /// The exit code of `walfix check` for a report whose worst finding has this severity.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Severity::Info | Severity::Warning => 0,
+            Severity::Repairable => 1,
+            Severity::NeedsHuman => 2,
+            Severity::Unreadable => 3,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Repairable => "repairable",
+            Severity::NeedsHuman => "needs-human",
+            Severity::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// What Prometheus's reader would print when it stops here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PrometheusStop {
+    /// Offset in its `corruption in segment <file> at <offset>: <message>` line.
+    pub offset: u64,
+    /// Its error text.
+    pub message: String,
+}
+
+/// Counts of entries whose series ref has no series record before them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UnknownRefs {
+    /// Distinct refs.
+    pub series: u64,
+    /// Float samples.
+    pub samples: u64,
+    /// Histogram samples (integer and float).
+    pub histograms: u64,
+    /// Exemplars.
+    pub exemplars: u64,
+    /// Metadata entries.
+    pub metadata: u64,
+    /// Tombstones.
+    pub tombstones: u64,
+    /// Mmap markers (WBL).
+    pub mmap_markers: u64,
+}
+
+impl UnknownRefs {
+    /// Entries of all kinds.
+    pub fn entries(&self) -> u64 {
+        self.samples
+            + self.histograms
+            + self.exemplars
+            + self.metadata
+            + self.tombstones
+            + self.mmap_markers
+    }
+
+    /// Adds `o` to `self`.
+    pub fn add(&mut self, o: &UnknownRefs) {
+        self.series += o.series;
+        self.samples += o.samples;
+        self.histograms += o.histograms;
+        self.exemplars += o.exemplars;
+        self.metadata += o.metadata;
+        self.tombstones += o.tombstones;
+        self.mmap_markers += o.mmap_markers;
+    }
+}
+
+/// One thing `check` found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// How bad it is.
+    pub severity: Severity,
+    /// Stable kebab-case name, e.g. `checksum-mismatch`, `segment-gap`, `torn-tail`.
+    pub kind: &'static str,
+    /// `wal`, `wbl`, `checkpoint` or `agent`.
+    pub log: &'static str,
+    /// The file or directory concerned.
+    pub file: PathBuf,
+    /// Segment index, when the finding is inside a segment.
+    pub segment: Option<u64>,
+    /// Byte offset of the bad bytes in the segment.
+    pub offset: Option<u64>,
+    /// Byte offset where good data starts again (the damaged range is `lost_from..end`).
+    pub end: Option<u64>,
+    /// Offset of the first byte of the first record lost.
+    pub lost_from: Option<u64>,
+    /// Index of the affected record within the segment (records before it).
+    pub record_index: Option<u64>,
+    /// What is wrong, for a human.
+    pub message: String,
+    /// What Prometheus does about it.
+    pub prometheus: String,
+    /// When Prometheus's reader stops here: its offset and error text.
+    pub prometheus_error: Option<PrometheusStop>,
+    /// For `unknown-series-refs`: the counts.
+    pub unknown_refs: Option<UnknownRefs>,
+}
+
+/// Record and entry counts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Segment files.
+    pub segments: u64,
+    /// Of which empty.
+    pub empty_segments: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Whole records read.
+    pub records: u64,
+    /// Records by type name (`series`, `samples`, ...; `unknown-N` for unknown type bytes).
+    pub records_by_type: BTreeMap<String, u64>,
+    /// Records by compression (`none`, `snappy`, `zstd`).
+    pub compression: BTreeMap<String, u64>,
+    /// Entries in series records.
+    pub series: u64,
+    /// Float samples (staleness markers included).
+    pub float_samples: u64,
+    /// Of the float samples, staleness markers.
+    pub stale_markers: u64,
+    /// Integer native histogram samples.
+    pub histogram_samples: u64,
+    /// Float native histogram samples.
+    pub float_histogram_samples: u64,
+    /// Exemplars.
+    pub exemplars: u64,
+    /// Tombstone intervals.
+    pub tombstones: u64,
+    /// Metadata entries.
+    pub metadata: u64,
+    /// Mmap markers.
+    pub mmap_markers: u64,
+    /// Smallest sample or histogram timestamp (ms since epoch).
+    pub min_time: Option<i64>,
+    /// Largest sample or histogram timestamp.
+    pub max_time: Option<i64>,
+    /// Record bytes after decompression.
+    pub decoded_bytes: u64,
+}
+
+impl Stats {
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &Stats) {
+        self.segments += o.segments;
+        self.empty_segments += o.empty_segments;
+        self.bytes += o.bytes;
+        self.records += o.records;
+        for (k, v) in &o.records_by_type {
+            *self.records_by_type.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.compression {
+            *self.compression.entry(k.clone()).or_default() += v;
+        }
+        self.series += o.series;
+        self.float_samples += o.float_samples;
+        self.stale_markers += o.stale_markers;
+        self.histogram_samples += o.histogram_samples;
+        self.float_histogram_samples += o.float_histogram_samples;
+        self.exemplars += o.exemplars;
+        self.tombstones += o.tombstones;
+        self.metadata += o.metadata;
+        self.mmap_markers += o.mmap_markers;
+        self.min_time = min_opt(self.min_time, o.min_time);
+        self.max_time = max_opt(self.max_time, o.max_time);
+        self.decoded_bytes += o.decoded_bytes;
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// Per-log summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogSummary {
+    /// `wal`, `wbl`, `checkpoint` or `agent`.
+    pub log: &'static str,
+    /// Directory (or file).
+    pub path: PathBuf,
+    /// Lowest and highest segment index.
+    pub first_segment: Option<u64>,
+    /// Highest segment index.
+    pub last_segment: Option<u64>,
+    /// Counts over its segments.
+    pub stats: Stats,
+}
+
+/// Everything `check` found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The path checked.
+    pub root: PathBuf,
+    /// Logs in replay order (a WAL's checkpoint first, as its own entry).
+    pub logs: Vec<LogSummary>,
+    /// Findings, in replay order.
+    pub findings: Vec<Finding>,
+    /// Counts over every log Prometheus would replay.
+    pub totals: Stats,
+    /// Distinct series refs defined by series records (checkpoint and live segments).
+    pub distinct_series: u64,
+    /// What Prometheus would do on start, in one sentence.
+    pub prometheus_outcome: String,
+    /// Worst severity (`info` if nothing was found).
+    pub worst: Severity,
+    /// Exit code of `walfix check` for this report.
+    pub exit_code: i32,
+}
+
+impl Report {
+    /// Findings at or above `s`.
+    pub fn findings_at_least(&self, s: Severity) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.severity >= s)
+    }
+}

@@ -1,0 +1,354 @@
+//! Scanning one segment: framing, decompression, record decoding, counts and series refs.
+
+use walfix_format::frames::{
+    Event, Problem, ProblemKind, PrometheusError, RecordEvent, RecordReader, SegmentReader,
+};
+use walfix_format::record::{
+    self, Acceptance, Exemplar, HistogramSample, LogKind, Metadata, MmapMarker, RecordType, Sample,
+    Series, Tombstone, Visitor,
+};
+
+use crate::refset::RefSet;
+use crate::report::{Stats, UnknownRefs};
+
+/// How deep `check` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Level {
+    /// Pages, fragment sequence and CRC only: no decompression, no record decoding.
+    Frames,
+    /// Everything: decompress and decode every record.
+    #[default]
+    Records,
+}
+
+/// The bit pattern Prometheus writes as a staleness marker.
+const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+/// Problems kept per segment in detail; the rest are counted.
+pub const MAX_PROBLEMS_PER_SEGMENT: usize = 1000;
+
+/// Records of one type that Prometheus skips or rejects in this log.
+#[derive(Clone, Debug, Default)]
+pub struct TypeNote {
+    /// How many.
+    pub count: u64,
+    /// Offset of the first.
+    pub first_offset: usize,
+}
+
+/// What scanning one segment found.
+#[derive(Debug, Default)]
+pub struct SegmentScan {
+    /// Problems in offset order (at most [`MAX_PROBLEMS_PER_SEGMENT`]).
+    pub problems: Vec<Problem>,
+    /// Problems beyond the cap.
+    pub more_problems: u64,
+    /// Counts.
+    pub stats: Stats,
+    /// Refs defined by series records, in order.
+    pub defined: Vec<u64>,
+    /// Refs used before any series record of this segment defined them.
+    pub used_undefined: RefSet,
+    /// Exact unknown-ref counts, when scanned against the refs known before this segment.
+    pub unknown: UnknownRefs,
+    /// Record types Prometheus skips in this log: type byte -> note.
+    pub ignored_types: Vec<(u8, TypeNote)>,
+    /// Samples and histograms read before the first error (to tell what Prometheus keeps).
+    pub samples_before_first_error: Option<u64>,
+    /// End of the last whole record.
+    pub last_record_end: usize,
+}
+
+struct Collector<'a> {
+    stats: &'a mut Stats,
+    local: RefSet,
+    defined: &'a mut Vec<u64>,
+    used_undefined: &'a mut RefSet,
+    known_before: Option<&'a RefSet>,
+    unknown: &'a mut UnknownRefs,
+    unknown_seen: RefSet,
+}
+
+#[derive(Clone, Copy)]
+enum Use {
+    Sample,
+    Histogram,
+    Exemplar,
+    Metadata,
+    Tombstone,
+    Mmap,
+}
+
+impl Collector<'_> {
+    #[inline]
+    fn use_ref(&mut self, r: u64, what: Use) {
+        if self.local.contains(r) {
+            return;
+        }
+        self.used_undefined.insert(r);
+        if let Some(known) = self.known_before {
+            if !known.contains(r) {
+                if self.unknown_seen.insert(r) {
+                    self.unknown.series += 1;
+                }
+                let u = &mut *self.unknown;
+                match what {
+                    Use::Sample => u.samples += 1,
+                    Use::Histogram => u.histograms += 1,
+                    Use::Exemplar => u.exemplars += 1,
+                    Use::Metadata => u.metadata += 1,
+                    Use::Tombstone => u.tombstones += 1,
+                    Use::Mmap => u.mmap_markers += 1,
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn time(&mut self, t: i64) {
+        let s = &mut *self.stats;
+        s.min_time = Some(s.min_time.map_or(t, |m| m.min(t)));
+        s.max_time = Some(s.max_time.map_or(t, |m| m.max(t)));
+    }
+}
+
+impl Visitor for Collector<'_> {
+    fn series(&mut self, s: &Series<'_>) {
+        self.stats.series += 1;
+        self.local.insert(s.series_ref);
+        self.defined.push(s.series_ref);
+    }
+    fn sample(&mut self, s: &Sample) {
+        self.stats.float_samples += 1;
+        if s.v.to_bits() == STALE_NAN {
+            self.stats.stale_markers += 1;
+        }
+        self.time(s.t);
+        self.use_ref(s.series_ref, Use::Sample);
+    }
+    fn tombstone(&mut self, t: &Tombstone) {
+        self.stats.tombstones += 1;
+        self.use_ref(t.series_ref, Use::Tombstone);
+    }
+    fn exemplar(&mut self, e: &Exemplar<'_>) {
+        self.stats.exemplars += 1;
+        self.use_ref(e.series_ref, Use::Exemplar);
+    }
+    fn mmap_marker(&mut self, m: &MmapMarker) {
+        self.stats.mmap_markers += 1;
+        self.use_ref(m.series_ref, Use::Mmap);
+    }
+    fn metadata(&mut self, m: &Metadata<'_>) {
+        self.stats.metadata += 1;
+        self.use_ref(m.series_ref, Use::Metadata);
+    }
+    fn histogram(&mut self, h: &HistogramSample<'_>) {
+        if h.is_float {
+            self.stats.float_histogram_samples += 1;
+        } else {
+            self.stats.histogram_samples += 1;
+        }
+        self.time(h.t);
+        self.use_ref(h.series_ref, Use::Histogram);
+    }
+}
+
+fn type_name(b: Option<u8>) -> String {
+    match b {
+        None => "empty".to_string(),
+        Some(b) => match RecordType::from_u8(b) {
+            Some(t) => t.name().to_string(),
+            None => format!("unknown-{b}"),
+        },
+    }
+}
+
+/// Counters kept in a flat array on the hot path, turned into names at the end.
+struct TypeCounts {
+    by_byte: [u64; 257],
+    by_compression: [u64; 3],
+}
+
+impl Default for TypeCounts {
+    fn default() -> Self {
+        TypeCounts {
+            by_byte: [0; 257],
+            by_compression: [0; 3],
+        }
+    }
+}
+
+impl TypeCounts {
+    fn finish(&self, stats: &mut Stats) {
+        for (i, &n) in self.by_byte.iter().enumerate() {
+            if n > 0 {
+                let b = if i == 256 { None } else { Some(i as u8) };
+                *stats.records_by_type.entry(type_name(b)).or_default() += n;
+            }
+        }
+        for (i, &n) in self.by_compression.iter().enumerate() {
+            if n > 0 {
+                let name = ["none", "snappy", "zstd"][i];
+                *stats.compression.entry(name.to_string()).or_default() += n;
+            }
+        }
+    }
+}
+
+fn compression_slot(c: walfix_format::fragment::Compression) -> usize {
+    match c {
+        walfix_format::fragment::Compression::None => 0,
+        walfix_format::fragment::Compression::Snappy => 1,
+        walfix_format::fragment::Compression::Zstd => 2,
+    }
+}
+
+/// Scans one segment's bytes. `known_before`, when given, is the set of refs defined before
+/// this segment in replay order; unknown-ref counts are then exact.
+pub fn scan_segment(
+    data: &[u8],
+    kind: LogKind,
+    level: Level,
+    known_before: Option<&RefSet>,
+) -> SegmentScan {
+    let mut scan = SegmentScan::default();
+    let mut counts = TypeCounts::default();
+    match level {
+        Level::Frames => scan_frames(data, &mut scan, &mut counts),
+        Level::Records => scan_records(data, kind, known_before, &mut scan, &mut counts),
+    }
+    counts.finish(&mut scan.stats);
+    scan.stats.segments = 1;
+    scan.stats.bytes = data.len() as u64;
+    scan.stats.empty_segments = data.is_empty() as u64;
+    scan
+}
+
+fn scan_frames(data: &[u8], scan: &mut SegmentScan, counts: &mut TypeCounts) {
+    let mut r = SegmentReader::new(data);
+    while let Some(ev) = r.next() {
+        match ev {
+            Event::Record(rec) => {
+                scan.stats.records += 1;
+                counts.by_compression[compression_slot(rec.compression)] += 1;
+                scan.last_record_end = rec.end;
+            }
+            Event::Problem(p) => add_problem(scan, p, &Stats::default()),
+        }
+    }
+}
+
+fn scan_records(
+    data: &[u8],
+    kind: LogKind,
+    known_before: Option<&RefSet>,
+    scan: &mut SegmentScan,
+    counts: &mut TypeCounts,
+) {
+    let mut stats = Stats::default();
+    let mut defined = Vec::new();
+    let mut used_undefined = RefSet::new();
+    let mut unknown = UnknownRefs::default();
+    let mut ignored: Vec<(u8, TypeNote)> = Vec::new();
+    let mut last_end = 0;
+    {
+        let mut col = Collector {
+            stats: &mut stats,
+            local: RefSet::new(),
+            defined: &mut defined,
+            used_undefined: &mut used_undefined,
+            known_before,
+            unknown: &mut unknown,
+            unknown_seen: RefSet::new(),
+        };
+        let mut r = RecordReader::new(data);
+        while let Some(ev) = r.next() {
+            let rec = match ev {
+                RecordEvent::Problem(p) => {
+                    add_problem(scan, p, col.stats);
+                    continue;
+                }
+                RecordEvent::Record(rec) => rec,
+            };
+            col.stats.records += 1;
+            col.stats.decoded_bytes += rec.data.len() as u64;
+            counts.by_compression[compression_slot(rec.compression)] += 1;
+            last_end = rec.end;
+            let Some(&tb) = rec.data.first() else {
+                // Empty records are skipped by Prometheus (since 2.22).
+                counts.by_byte[256] += 1;
+                continue;
+            };
+            counts.by_byte[tb as usize] += 1;
+            let rt = RecordType::from_u8(tb);
+            match kind.accepts(rt) {
+                Acceptance::Expected => {}
+                Acceptance::IgnoredByPrometheus => {
+                    match ignored.iter_mut().find(|(b, _)| *b == tb) {
+                        Some((_, n)) => n.count += 1,
+                        None => ignored.push((
+                            tb,
+                            TypeNote {
+                                count: 1,
+                                first_offset: rec.offset,
+                            },
+                        )),
+                    }
+                    // Still decode known types, so damage inside them is seen.
+                    if rt.is_none() {
+                        continue;
+                    }
+                }
+                Acceptance::RejectedByPrometheus => {
+                    let p = Problem {
+                        kind: ProblemKind::RejectedRecordType(tb),
+                        offset: rec.offset,
+                        lost_from: rec.offset,
+                        end: rec.end,
+                        record_index: rec.index,
+                        prometheus: Some(PrometheusError {
+                            offset: rec.end,
+                            message: format!("invalid record type {}", type_name(Some(tb))),
+                        }),
+                    };
+                    add_problem(scan, p, col.stats);
+                    continue;
+                }
+            }
+            if let Err(e) = record::visit(rec.data, &mut col) {
+                let p = Problem {
+                    kind: ProblemKind::Decode(e.to_string()),
+                    offset: rec.offset,
+                    lost_from: rec.offset,
+                    end: rec.end,
+                    record_index: rec.index,
+                    prometheus: Some(PrometheusError {
+                        offset: rec.end,
+                        message: format!("decode {}: {e}", type_name(Some(tb))),
+                    }),
+                };
+                add_problem(scan, p, col.stats);
+            }
+        }
+    }
+    scan.stats = stats;
+    scan.defined = defined;
+    scan.used_undefined = used_undefined;
+    scan.unknown = unknown;
+    scan.ignored_types = ignored;
+    scan.last_record_end = last_end;
+}
+
+fn add_problem(scan: &mut SegmentScan, p: Problem, stats: &Stats) {
+    if p.is_error() && scan.samples_before_first_error.is_none() {
+        // Entries of a record that failed to decode part-way were counted: Prometheus would
+        // have applied them too before failing.
+        scan.samples_before_first_error =
+            Some(stats.float_samples + stats.histogram_samples + stats.float_histogram_samples);
+    }
+    if scan.problems.len() < MAX_PROBLEMS_PER_SEGMENT {
+        scan.problems.push(p);
+    } else {
+        scan.more_problems += 1;
+    }
+}
