@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="$PWD/target/prometheus"
-for v in 3.5; do
+for v in 2.42 2.53 3.5; do
   scripts/get-prometheus.sh "$v" "$dir/$v" >/dev/null
 done
 export WALFIX_PROMETHEUS_DIR="$dir"
