@@ -34,7 +34,11 @@ fn metric(text: &str, key: &str) -> u64 {
         .unwrap() as u64
 }
 
+/// One Prometheus at a time: they pick free ports and compete for two cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn fresh_wal_checks_clean(version: &str, extra_flags: &str) {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let metrics = tmp.path().join("metrics.txt");
