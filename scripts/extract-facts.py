@@ -535,6 +535,33 @@ def corpus_facts(root, group, name, md_rows):
     return f
 
 
+def parse_memory_md(text):
+    """MEMORY.md: one markdown table per Prometheus version -> {corpus: {column header: value}}."""
+    rows, header, version = {}, None, None
+    for line in text.splitlines():
+        m = re.match(r"^## Prometheus (\S+)", line)
+        if m:
+            version, header = m.group(1), None
+            continue
+        if not line.startswith("|"):
+            header = None if not line.strip() else header
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+            continue
+        if set(line.replace("|", "").strip()) <= set("-: "):
+            continue
+        row = {"replayed_by": version}
+        for h, c in zip(header[1:], cells[1:]):
+            try:
+                row[h] = int(c) if re.fullmatch(r"-?\d+", c) else float(c) if re.fullmatch(r"-?\d+\.\d+", c) else c
+            except ValueError:
+                row[h] = c
+        rows[cells[0]] = row
+    return rows
+
+
 def check_disk(root, facts):
     bad = 0
     for name, f in facts.items():
@@ -557,6 +584,59 @@ def check_disk(root, facts):
     return bad
 
 
+def seglist(segs):
+    return ", ".join("%s %d" % (x["path"].replace("wal/", "", 1) if x["path"].startswith("wal/") else x["path"], x["size"])
+                     for x in segs)
+
+
+def markdown_table(facts):
+    """The table in testdata/README.md (between the facts-table markers)."""
+    head = ["corpus", "written by", "replayed by", "segments (name bytes; wal/ unless named)", "clean",
+            "corruption Prometheus logged", "started", "samples appended (sum over cycles)",
+            "WAL entries series / samples (INVENTORY)", "head_series before final stop",
+            "after replay: head_series / queryable samples"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    dash = lambda v: "-" if v is None else str(v)
+    for name, f in facts.items():
+        c = f["corruption"]
+        corr = c["logged"] if c else ("- (refused: %s)" % f["fatal_error"] if not f["started"] and f["fatal_error"] else "-")
+        if c and not f["started"] and f["fatal_error"]:
+            corr += "; then exit: " + f["fatal_error"]
+        ar = f["after_replay"]
+        after = "%s / %s" % (dash(ar["head_series"]), dash(ar["samples_queryable"]))
+        if ar.get("agent_active_series") is not None:
+            after += " (agent active series %d)" % ar["agent_active_series"]
+        inv = "-" if f["series_entries"] is None else "%d / %d" % (f["series_entries"], f["sample_entries"])
+        app = dash(f["samples_appended"])
+        if f["samples_appended_histogram"]:
+            app += " (%d float + %d histogram)" % (f["samples_appended_float"], f["samples_appended_histogram"])
+        wn = f["writer_notes"] or ""
+        if f["base"] and f["samples_appended"] is not None:
+            app += " (base)"
+        row = [name, f["prometheus"] + (" (%s)" % f["mode"] if f["mode"] != "server" else ""), dash(f["replayed_by"]),
+               seglist(f["segments"]), "yes" if f["clean"] else "no", corr, "yes" if f["started"] else "NO", app, inv,
+               dash(f["head_series"]) + (" (base)" if f["base"] and f["head_series"] is not None else ""), after]
+        out.append("| " + " | ".join(x.replace("|", "\\|") for x in row) + " |")
+    return "\n".join(out) + "\n"
+
+
+def update_readme(root, facts):
+    path = os.path.join(root, "README.md")
+    text = read(path)
+    if text is None:
+        return
+    a, b = "<!-- facts-table:start (scripts/extract-facts.py writes this table) -->\n", "<!-- facts-table:end -->"
+    i, j = text.find(a), text.find(b)
+    if i < 0 or j < 0:
+        warn("README.md has no facts-table markers; table not written")
+        return
+    new = text[:i + len(a)] + markdown_table(facts) + text[j:]
+    if new != text:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(new)
+        print("updated the table in %s" % path)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -574,6 +654,12 @@ def main():
         for name in sorted(os.listdir(gdir)):
             if os.path.isdir(os.path.join(gdir, name)):
                 facts[name] = corpus_facts(root, group, name, md_rows if group == "corpora" else {})
+        if group == "memory":
+            mem = parse_memory_md(read(os.path.join(gdir, "MEMORY.md")) or "")
+            for name in facts:
+                facts[name]["memory_md"] = mem.get(name)
+                if name not in mem:
+                    warn("MEMORY.md has no row for %s" % name)
         if group == "corpora":
             missing = set(md_rows) ^ set(facts)
             if missing:
@@ -582,6 +668,8 @@ def main():
             json.dump(facts, fh, indent=1, sort_keys=False)
             fh.write("\n")
         print("wrote %s (%d entries)" % (os.path.join(root, out), len(facts)))
+        if group == "corpora":
+            update_readme(root, facts)
         if args.check:
             bad += check_disk(root, facts)
     print("%d warning(s)" % len(WARNINGS))

@@ -42,7 +42,7 @@
 set -euo pipefail
 
 usage() { echo "usage: $0 PROMETHEUS_BINARY OUT_DATA_DIR [SECONDS] [METRICS_FILE]" >&2; exit 2; }
-[ $# -ge 2 ] && [ $# -le 4 ] || usage
+if [ $# -lt 2 ] || [ $# -gt 4 ]; then usage; fi
 prom=$1
 data=$2
 duration=${3:-15}
@@ -57,11 +57,12 @@ die() { log "$*"; exit 1; }
 case "$duration" in ''|*[!0-9]*) die "SECONDS must be a whole number, got '$duration'" ;; esac
 case "$series" in ''|*[!0-9]*) die "GEN_WAL_SERIES must be a whole number" ;; esac
 command -v python3 >/dev/null || die "python3 not found"
+py=$(python3 -c 'import sys; print(sys.executable)')  # the real interpreter: shims (pyenv) are slow to start
 [ -x "$prom" ] || die "not an executable: $prom"
 prom=$(cd "$(dirname "$prom")" && pwd)/$(basename "$prom")
 version_line=$("$prom" --version 2>&1 | head -n1) || die "$prom --version failed"
 case "$version_line" in "prometheus, version "*) ;; *) die "not a Prometheus binary: $version_line" ;; esac
-interval_s=$(python3 -c 'import re,sys; m=re.fullmatch(r"(\d+)(ms|s|m)", sys.argv[1]); sys.exit(1) if not m else print(int(m.group(1))*{"ms":0.001,"s":1,"m":60}[m.group(2)])' "$interval") \
+interval_s=$("$py" -c 'import re,sys; m=re.fullmatch(r"(\d+)(ms|s|m)", sys.argv[1]); sys.exit(1) if not m else print(int(m.group(1))*{"ms":0.001,"s":1,"m":60}[m.group(2)])' "$interval") \
   || die "GEN_WAL_INTERVAL must look like 500ms, 1s or 1m"
 
 if [ -e "$data" ] && [ -n "$(ls -A "$data" 2>/dev/null)" ]; then
@@ -77,6 +78,7 @@ prom_log_keep=$(dirname "$metrics_file")/gen-wal-prometheus.log
 work=$(mktemp -d "${TMPDIR:-/tmp}/gen-wal.XXXXXX")
 prom_pid=
 target_pid=
+nap_pid=
 
 stop_pid() {  # stop_pid PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL
   local pid=$1 t=$2 i
@@ -89,12 +91,19 @@ stop_pid() {  # stop_pid PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL
   log "pid $pid did not stop after ${t}s; SIGKILL"
   kill -KILL "$pid" 2>/dev/null || true
 }
+nap() {  # sleep that a signal interrupts at once (bash runs traps only between foreground commands)
+  sleep "$1" &
+  nap_pid=$!
+  wait "$nap_pid" || true
+  nap_pid=
+}
 cleanup() {
   local rc=$?
+  [ -n "$nap_pid" ] && kill "$nap_pid" 2>/dev/null
   [ -n "$prom_pid" ] && stop_pid "$prom_pid" 30
   [ -n "$target_pid" ] && stop_pid "$target_pid" 5
   wait 2>/dev/null || true
-  [ -f "$work/prometheus.log" ] && cp -f "$work/prometheus.log" "$prom_log_keep" 2>/dev/null || true
+  if [ -f "$work/prometheus.log" ]; then cp -f "$work/prometheus.log" "$prom_log_keep" 2>/dev/null || true; fi
   rm -rf "$work"
   exit "$rc"
 }
@@ -103,29 +112,74 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 # ---- helpers (python3 standard library; proxies ignored: loopback only)
-http_get() {  # http_get URL -> body on stdout; fails on error
-  python3 - "$1" <<'PY'
-import sys, urllib.request
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-with opener.open(sys.argv[1], timeout=5) as r:
-    sys.stdout.write(r.read().decode("utf-8", "replace"))
+cat >"$work/helper.py" <<'PY'
+import re, sys, time, urllib.request
+
+def get(url):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=5) as r:
+        return r.read().decode("utf-8", "replace")
+
+def metrics(text):
+    """{name: {labels: value}} of a Prometheus text exposition."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)", line)
+        if m:
+            out.setdefault(m.group(1), {})[m.group(2) or ""] = float(m.group(3))
+    return out
+
+def total(ms, name):
+    return sum(ms[name].values()) if name in ms else None
+
+cmd = sys.argv[1]
+if cmd == "get":  # get URL
+    sys.stdout.write(get(sys.argv[2]))
+elif cmd == "free-port":
+    import socket
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+elif cmd == "reload-ts":  # reload-ts URL: timestamp of the last successful config load
+    print(total(metrics(get(sys.argv[2])), "prometheus_config_last_reload_success_timestamp_seconds"))
+elif cmd == "quiesce":  # quiesce URL TS0 INTERVAL_S OUT: wait for the reload, then for appends to stop; write OUT
+    url, ts0, interval, out = sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
+    deadline = time.time() + 10
+    while True:  # the reload is done when its success timestamp moves (1 s resolution: startup may share it)
+        ms = metrics(get(url))
+        if total(ms, "prometheus_config_last_reload_successful") == 1 and \
+           str(total(ms, "prometheus_config_last_reload_success_timestamp_seconds")) != ts0:
+            break
+        if time.time() > deadline:
+            print("reload not seen in /metrics after 10 s (continuing)", file=sys.stderr)
+            break
+        time.sleep(0.1)
+    # staleness markers, if any, come about 2 intervals after a scrape pool stops; then 3 equal readings
+    time.sleep(2 * interval + 0.2)
+    name = "prometheus_tsdb_head_samples_appended_total"
+    prev, same = None, 0
+    for _ in range(120):
+        ms = metrics(get(url))
+        cur = total(ms, name)
+        same = same + 1 if cur == prev else 0
+        if same >= 2:
+            break
+        prev = cur
+        time.sleep(max(0.25, interval / 2))
+    else:
+        print("WARNING: %s still moving; counts may be short" % name, file=sys.stderr)
+    with open(out, "w") as f:
+        f.write("%s %d\n" % (name, total(ms, name) or 0))
+        for labels, v in sorted(ms.get(name, {}).items()):
+            if labels:
+                f.write("%s%s %d\n" % (name, labels, v))
+        for n in ("prometheus_tsdb_head_series", "prometheus_tsdb_head_series_created_total",
+                  "prometheus_tsdb_head_chunks_created_total", "prometheus_tsdb_wal_corruptions_total",
+                  "prometheus_tsdb_wal_segment_current", "prometheus_tsdb_checkpoint_creations_total"):
+            if n in ms:
+                f.write("%s %d\n" % (n, total(ms, n)))
+else:
+    sys.exit("helper.py: unknown command " + cmd)
 PY
-}
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-metric() {  # metric FILE NAME -> sum of all samples of metric NAME (any labels), integer; empty if absent
-  python3 - "$1" "$2" <<'PY'
-import re, sys
-name = sys.argv[2]
-tot, seen = 0.0, False
-for line in open(sys.argv[1], encoding="utf-8"):
-    m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)", line)
-    if m and m.group(1) == name:
-        tot += float(m.group(3)); seen = True
-print(int(tot) if seen else "")
-PY
-}
+http_get() { "$py" "$work/helper.py" get "$1"; }
 
 # ---- the synthetic target: serves /metrics (Prometheus text format 0.0.4) on a kernel-chosen port
 cat >"$work/target.py" <<'PY'
@@ -177,7 +231,7 @@ import os; os.rename(portfile + ".tmp", portfile)
 srv.serve_forever()
 PY
 echo 0 >"$work/scrapes"
-python3 "$work/target.py" "$series" "$work/target.port" "$work/scrapes" 2>"$work/target.log" &
+"$py" "$work/target.py" "$series" "$work/target.port" "$work/scrapes" 2>"$work/target.log" &
 target_pid=$!
 for ((i = 0; i < 100; i++)); do [ -s "$work/target.port" ] && break; sleep 0.1; done
 [ -s "$work/target.port" ] || { cat "$work/target.log" >&2; die "synthetic target did not start"; }
@@ -206,8 +260,8 @@ cp "$work/prometheus.yml" "$work/active.yml"
 
 # ---- start Prometheus (retry with another port if the chosen one was taken meanwhile)
 started=
-for attempt in 1 2 3; do
-  port=$(free_port)
+for _ in 1 2 3; do
+  port=$("$py" "$work/helper.py" free-port)
   # shellcheck disable=SC2086
   "$prom" --config.file="$work/active.yml" --storage.tsdb.path="$data" \
     --web.listen-address="127.0.0.1:$port" --storage.tsdb.retention.time=3650d --log.level=info \
@@ -239,59 +293,25 @@ done
 [ "$(cat "$work/scrapes")" -ge 1 ] || { tail -n 30 "$work/prometheus.log" >&2; die "Prometheus never scraped the target"; }
 log "first scrape done; scraping for ${duration}s"
 
-sleep "$duration"
+nap "$duration"
 kill -0 "$prom_pid" 2>/dev/null || { tail -n 30 "$work/prometheus.log" >&2; die "Prometheus died while scraping"; }
 
 # ---- stop scraping (reload with no scrape configs) and wait until nothing more is appended
-http_get "http://127.0.0.1:$port/metrics" >"$work/m0.txt"
-reloads0=$(metric "$work/m0.txt" prometheus_config_last_reload_success_timestamp_seconds)
+ts0=$("$py" "$work/helper.py" reload-ts "http://127.0.0.1:$port/metrics")
 cp "$work/prometheus-stopped.yml" "$work/active.yml"
 kill -HUP "$prom_pid"
-reloaded=
-for ((i = 0; i < 100; i++)); do
-  sleep 0.1
-  http_get "http://127.0.0.1:$port/metrics" >"$work/m.txt" || continue
-  ok=$(metric "$work/m.txt" prometheus_config_last_reload_successful)
-  ts=$(metric "$work/m.txt" prometheus_config_last_reload_success_timestamp_seconds)
-  if [ "$ok" = 1 ] && [ "$ts" != "$reloads0" ]; then reloaded=1; break; fi
-done
-if [ -z "$reloaded" ]; then
-  # the reload timestamp has 1 s resolution: a reload in the same second as startup looks unchanged
-  grep -q 'Completed loading of configuration file' "$work/prometheus.log" && \
-    [ "$(grep -c 'Completed loading of configuration file' "$work/prometheus.log")" -ge 2 ] && reloaded=1
-fi
-[ -n "$reloaded" ] || { tail -n 30 "$work/prometheus.log" >&2; die "config reload (stop scraping) failed"; }
 log "scraping stopped after $(cat "$work/scrapes") scrapes; waiting until appends stop"
-# staleness markers come ~2 intervals after the scrape pool stops; then require 3 identical readings
-settle_min=$(python3 -c "print(2 * $interval_s + 0.5)")
-sleep "$settle_min"
-prev=
-same=0
-for ((i = 0; i < 60; i++)); do
-  http_get "http://127.0.0.1:$port/metrics" >"$work/final.txt"
-  cur=$(metric "$work/final.txt" prometheus_tsdb_head_samples_appended_total)
-  if [ -n "$prev" ] && [ "$cur" = "$prev" ]; then same=$((same + 1)); else same=0; fi
-  [ "$same" -ge 2 ] && break
-  prev=$cur
-  sleep "$(python3 -c "print($interval_s / 2)")"
-done
-[ "$same" -ge 2 ] || log "WARNING: samples_appended_total still moving; counts may be short"
-
+"$py" "$work/helper.py" quiesce "http://127.0.0.1:$port/metrics" "$ts0" "$interval_s" "$work/counts.txt" &
+nap_pid=$!
+wait "$nap_pid"
+nap_pid=
+grep -c 'Completed loading of configuration file' "$work/prometheus.log" | grep -qv '^[01]$' \
+  || { tail -n 30 "$work/prometheus.log" >&2; die "config reload (stop scraping) failed"; }
 {
   echo "# written by scripts/gen-wal.sh from Prometheus /metrics after scraping stopped, before SIGTERM"
   echo "# $version_line"
   echo "# data dir: $data; target series: $series; scrape interval: $interval; seconds: $duration"
-  echo "prometheus_tsdb_head_samples_appended_total $(metric "$work/final.txt" prometheus_tsdb_head_samples_appended_total)"
-  grep -E '^prometheus_tsdb_head_samples_appended_total\{' "$work/final.txt" | python3 -c '
-import sys
-for l in sys.stdin:
-    k, v = l.split()[:2]
-    print(k, int(float(v)))'
-  for m in prometheus_tsdb_head_series prometheus_tsdb_head_series_created_total prometheus_tsdb_head_chunks_created_total \
-           prometheus_tsdb_wal_corruptions_total prometheus_tsdb_wal_segment_current prometheus_tsdb_checkpoint_creations_total; do
-    v=$(metric "$work/final.txt" "$m")
-    [ -n "$v" ] && echo "$m $v"
-  done
+  cat "$work/counts.txt"
   echo "gen_wal_target_series $series"
   echo "gen_wal_scrapes $(cat "$work/scrapes")"
 } >"$work/gen-wal-metrics.txt"

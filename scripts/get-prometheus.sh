@@ -95,7 +95,8 @@ for i in $(seq 1 "$tries"); do
   sleep $((i * 2))
 done
 [ -n "$ok" ] || { cat "$work/download.log" >&2; exit 1; }
-deb=$(ls "$work"/archives/prometheus_*.deb | head -n1)
+deb=
+for f in "$work"/archives/prometheus_*.deb; do deb=$f; break; done
 
 [ -f "$deb" ] || { echo "get-prometheus.sh: no .deb at $deb" >&2; exit 1; }
 dpkg-deb -x "$deb" "$work/root"

@@ -2,6 +2,7 @@
 
 mod human;
 mod jsonl;
+mod repair_cmd;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ Exit codes (made for a Kubernetes initContainer):
   3  operational error: a file could not be read, bad usage, bad path";
 
 #[derive(Parser)]
-#[command(name = "walfix", version, about = "Check Prometheus write-ahead logs (WAL, WBL, checkpoints).", after_help = EXIT_CODES)]
+#[command(name = "walfix", version, about = "Check and repair Prometheus write-ahead logs (WAL, WBL, checkpoints).", after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,6 +30,9 @@ enum Command {
     /// Check a WAL read-only and report every problem with what Prometheus would do about it.
     #[command(after_help = EXIT_CODES)]
     Check(CheckArgs),
+    /// Repair a WAL offline: plan from a full check, back up every removed byte, write atomically.
+    #[command(after_help = repair_cmd::EXIT_CODES)]
+    Repair(repair_cmd::RepairArgs),
 }
 
 #[derive(clap::Args)]
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => run_check(args),
+        Command::Repair(args) => repair_cmd::run(args),
     }
 }
 

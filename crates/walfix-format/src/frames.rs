@@ -500,7 +500,7 @@ impl<'a> SegmentReader<'a> {
             if self.partial.is_some() {
                 self.warn(ProblemKind::PaddingInsideRecord, pos, page_end);
             }
-            if pos % PAGE_SIZE == 0 && self.zero_run.is_none() {
+            if pos.is_multiple_of(PAGE_SIZE) && self.zero_run.is_none() {
                 self.zero_run = Some(pos);
             }
             self.pos = page_end;
@@ -581,8 +581,8 @@ impl<'a> SegmentReader<'a> {
             self.warn(ProblemKind::StrayFlagBits { byte: b }, pos, body_end);
         }
         let compression = h.compression();
-        let ends_page = body_end % PAGE_SIZE == 0;
-        let starts_page = pos % PAGE_SIZE == 0;
+        let ends_page = body_end.is_multiple_of(PAGE_SIZE);
+        let starts_page = pos.is_multiple_of(PAGE_SIZE);
 
         match kind {
             FragmentType::Invalid(n) => {

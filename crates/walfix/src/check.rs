@@ -496,7 +496,7 @@ fn prometheus_view(
             let live: Vec<_> = replay
                 .iter()
                 .filter(|r| {
-                    r.log.kind != LogKind::Checkpoint
+                    r.role != Role::Checkpoint
                         && r.log.kind != LogKind::Wbl
                         && r.seg.index > s.seg.index
                 })
@@ -640,7 +640,7 @@ fn segment_findings(s: &Scanned<'_>, out: &mut Vec<Finding>) {
         )
     });
     let page = walfix_format::fragment::PAGE_SIZE as u64;
-    if s.seg.len % page != 0 && !torn && s.role != Role::Checkpoint {
+    if !s.seg.len.is_multiple_of(page) && !torn && s.role != Role::Checkpoint {
         out.push(Finding {
             segment: Some(s.seg.index),
             offset: Some(s.seg.len),

@@ -238,7 +238,13 @@ fn read_wal_dir(dir: &Path, kind: LogKind) -> io::Result<Log> {
         for (_, old) in checkpoints {
             log.leftovers.push(Leftover::OldCheckpoint(old));
         }
-        let ck = read_log_dir(&path, LogKind::Checkpoint)?;
+        // An agent's checkpoint is replayed by the agent's rules.
+        let ck_kind = if kind == LogKind::Agent {
+            LogKind::Agent
+        } else {
+            LogKind::Checkpoint
+        };
+        let ck = read_log_dir(&path, ck_kind)?;
         log.checkpoint = Some(Box::new(Checkpoint { index, log: ck }));
     }
     log.leftovers

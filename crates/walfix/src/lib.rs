@@ -5,9 +5,11 @@
 //! problem with what Prometheus would do about it ([`report`]).
 
 pub mod check;
+pub mod fsops;
 pub mod layout;
 pub mod mmap;
 pub mod refset;
+pub mod repair;
 pub mod report;
 pub mod scan;
 

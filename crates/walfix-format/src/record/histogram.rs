@@ -193,7 +193,9 @@ impl HistogramBody {
                 put_spans(out, &h.negative_spans);
                 for buckets in [&h.positive_buckets, &h.negative_buckets] {
                     put_uvarint(out, buckets.len() as u64);
-                    buckets.iter().for_each(|b| put_varint(out, *b));
+                    for b in buckets {
+                        put_varint(out, *b);
+                    }
                 }
                 put_custom_values(out, h.schema, &h.custom_values);
             }
@@ -229,7 +231,9 @@ fn put_spans(out: &mut Vec<u8>, spans: &[Span]) {
 
 fn put_f64s(out: &mut Vec<u8>, values: &[f64]) {
     put_uvarint(out, values.len() as u64);
-    values.iter().for_each(|v| put_f64(out, *v));
+    for v in values {
+        put_f64(out, *v);
+    }
 }
 
 fn put_custom_values(out: &mut Vec<u8>, schema: i32, values: &[f64]) {

@@ -132,6 +132,15 @@ impl<'a> Labels<'a> {
     }
 }
 
+impl<'a> IntoIterator for &Labels<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+    type IntoIter = PairIter<'a>;
+
+    fn into_iter(self) -> PairIter<'a> {
+        self.iter()
+    }
+}
+
 impl fmt::Debug for Labels<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         debug_pairs(f, self.0.iter())
@@ -175,6 +184,15 @@ impl<'a> MetadataFields<'a> {
     /// Copies the fields out.
     pub fn to_vec(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect()
+    }
+}
+
+impl<'a> IntoIterator for &MetadataFields<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+    type IntoIter = PairIter<'a>;
+
+    fn into_iter(self) -> PairIter<'a> {
+        self.iter()
     }
 }
 

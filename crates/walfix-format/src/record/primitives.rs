@@ -106,6 +106,9 @@ impl<'a> Decoder<'a> {
         self.buf.get(start..self.pos).unwrap_or_default()
     }
 
+    // Errors are rare: keep their construction out of the inlined getters.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn error_at(&self, offset: usize, kind: DecodeErrorKind) -> DecodeError {
         DecodeError {
             record_type: self.record_type,
@@ -115,6 +118,8 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn truncated(&self, field: &'static str) -> DecodeError {
         self.error_at(self.pos, DecodeErrorKind::Truncated { field })
     }
@@ -145,9 +150,14 @@ impl<'a> Decoder<'a> {
 
     #[inline]
     pub(crate) fn be64(&mut self, field: &'static str) -> Result<u64> {
-        let b = self.bytes(8, field)?;
-        let arr: [u8; 8] = b.try_into().map_err(|_| self.truncated(field))?;
-        Ok(u64::from_be_bytes(arr))
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
+        match rest.first_chunk::<8>() {
+            Some(b) => {
+                self.pos += 8;
+                Ok(u64::from_be_bytes(*b))
+            }
+            None => Err(self.truncated(field)),
+        }
     }
 
     #[inline]
@@ -157,6 +167,18 @@ impl<'a> Decoder<'a> {
 
     #[inline]
     pub(crate) fn uvarint(&mut self, field: &'static str) -> Result<u64> {
+        // Most varints in a WAL are one byte: skip the general loop for them.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.uvarint_long(field)
+    }
+
+    #[inline(never)]
+    fn uvarint_long(&mut self, field: &'static str) -> Result<u64> {
         let rest = self.buf.get(self.pos..).unwrap_or_default();
         match read_uvarint(rest) {
             Ok((x, n)) => {

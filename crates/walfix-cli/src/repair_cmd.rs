@@ -1,0 +1,300 @@
+//! `walfix repair`.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+use serde::Serialize;
+use walfix::repair::{self, Action, Loss, Mode, Plan, RepairError, RepairOptions};
+use walfix::{Report, Severity};
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  the WAL is clean afterwards (or was already; with --dry-run: nothing to do)
+  1  --dry-run only: changes are planned and would leave the WAL clean
+  2  damage remains that walfix cannot fix alone (see `unresolved`)
+  3  refused or failed: Prometheus holds the lock, backup not writable, no space, I/O error
+     (a failed repair loses nothing: rerun it to finish)";
+
+#[derive(clap::Args)]
+pub struct RepairArgs {
+    /// A Prometheus data dir, a wal/, wbl/ or checkpoint.N dir, or one segment file.
+    path: PathBuf,
+    /// Print the plan and stop.
+    #[arg(long)]
+    dry_run: bool,
+    /// `salvage` removes only damaged records; `truncate` does what Prometheus does (drops
+    /// everything after the first damage of each log).
+    #[arg(long, value_enum, default_value_t = ModeArg::Salvage)]
+    mode: ModeArg,
+    /// Where removed bytes go (default: walfix-backup/ in the data dir).
+    #[arg(long)]
+    backup_dir: Option<PathBuf>,
+    /// Zero-pad the last page of the newest segment (for Prometheus before 2.11).
+    #[arg(long)]
+    pad: bool,
+    /// Drop a damaged checkpoint instead of salvaging it (its series definitions are lost).
+    #[arg(long)]
+    drop_checkpoint: bool,
+    /// Repair even if the data dir's lock is held. Only when you know nothing writes the WAL.
+    #[arg(long)]
+    force: bool,
+    /// Treat the WAL as a Prometheus agent WAL.
+    #[arg(long)]
+    agent: bool,
+    /// Print one JSON object (schema walfix-repair/1) instead of the human report.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Salvage,
+    Truncate,
+}
+
+fn size(b: u64) -> String {
+    if b < 1024 {
+        format!("{b} B")
+    } else if b < 1 << 20 {
+        format!("{:.1} KiB", b as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+    }
+}
+
+fn loss_text(l: &Loss) -> String {
+    let mut parts = Vec::new();
+    if l.damaged_regions > 0 {
+        parts.push(format!(
+            "{} damaged region(s) whose records cannot be read",
+            l.damaged_regions
+        ));
+    }
+    if l.records > 0 {
+        parts.push(format!(
+            "{} readable record(s): {} series, {} samples, {} histograms, {} other entries",
+            l.records, l.series, l.samples, l.histograms, l.other_entries
+        ));
+    }
+    if !l.series_refs.is_empty() {
+        parts.push(format!("series refs {:?}", l.series_refs));
+    }
+    if let (Some(a), Some(b)) = (l.min_time, l.max_time) {
+        parts.push(format!(
+            "time {} .. {}",
+            crate::human::rfc3339_ms(a),
+            crate::human::rfc3339_ms(b)
+        ));
+    }
+    parts.push(format!("{} moved out of the WAL", size(l.bytes)));
+    parts.join("; ")
+}
+
+fn describe(a: &Action) -> String {
+    match a {
+        Action::SalvageSegment { path, loss, .. } => format!(
+            "salvage {}: rewrite it with every record that reads cleanly\n       loses: {}",
+            path.display(),
+            loss_text(loss)
+        ),
+        Action::TruncateSegment { path, at, pad, loss } => format!(
+            "truncate {} at byte {at}{}\n       loses: {}",
+            path.display(),
+            if *pad { " and zero-pad the last page" } else { "" },
+            loss_text(loss)
+        ),
+        Action::PadSegment { path, bytes } => {
+            format!("zero-pad the last page of {} ({bytes} bytes)", path.display())
+        }
+        Action::DeleteSegment { path, loss } => format!(
+            "remove segment {} (as Prometheus's repair would)\n       loses: {}",
+            path.display(),
+            loss_text(loss)
+        ),
+        Action::CreateEmptySegment { path } => format!(
+            "create empty segment {} to close a gap (Prometheus needs consecutive segments)",
+            path.display()
+        ),
+        Action::MoveToBackup { path, why } => {
+            format!("move {} to the backup: {why}", path.display())
+        }
+        Action::RecoverRepairFile {
+            repair_path,
+            segment_path,
+            records_recovered,
+        } => format!(
+            "rebuild {} from {} (recovers {records_recovered} record(s) Prometheus's interrupted repair left behind)",
+            segment_path.display(),
+            repair_path.display()
+        ),
+        Action::RemoveOwnTemp { path } => {
+            format!("remove {} (a temp file of an interrupted walfix run)", path.display())
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonOut<'a> {
+    schema: &'static str,
+    dry_run: bool,
+    plan: &'a Plan,
+    done: usize,
+    after: Option<AfterJson<'a>>,
+    error: Option<String>,
+    exit_code: u8,
+}
+
+#[derive(Serialize)]
+struct AfterJson<'a> {
+    worst: Severity,
+    prometheus_outcome: &'a str,
+    findings: &'a [walfix::Finding],
+}
+
+fn print_plan(out: &mut impl Write, p: &Plan) -> io::Result<()> {
+    let mode = match p.mode {
+        Mode::Salvage => "salvage",
+        Mode::Truncate => "truncate",
+    };
+    writeln!(
+        out,
+        "walfix repair {}  [mode: {mode}]",
+        p.before.root.display()
+    )?;
+    writeln!(out, "Before: {}", p.before.prometheus_outcome)?;
+    if p.actions.is_empty() {
+        writeln!(out, "Nothing to change.")?;
+    } else {
+        writeln!(
+            out,
+            "Plan: {} change(s); backup {} in {}",
+            p.actions.len(),
+            size(p.backup_bytes),
+            p.backup_dir.display()
+        )?;
+        for (i, a) in p.actions.iter().enumerate() {
+            writeln!(out, "  {:>2}. {}", i + 1, describe(a))?;
+        }
+        writeln!(out, "Total loss: {}", loss_text(&p.loss))?;
+    }
+    for u in &p.unresolved {
+        writeln!(out, "Unresolved: {u}")?;
+    }
+    Ok(())
+}
+
+fn print_after(out: &mut impl Write, after: &Report) -> io::Result<()> {
+    writeln!(out, "After: {}", after.prometheus_outcome)?;
+    for f in after.findings_at_least(Severity::Warning) {
+        writeln!(
+            out,
+            "  {} [{}] {}: {}",
+            f.severity.name(),
+            f.kind,
+            f.file.display(),
+            f.message
+        )?;
+    }
+    Ok(())
+}
+
+pub fn run(args: RepairArgs) -> ExitCode {
+    let opts = RepairOptions {
+        mode: match args.mode {
+            ModeArg::Salvage => Mode::Salvage,
+            ModeArg::Truncate => Mode::Truncate,
+        },
+        flavor: if args.agent {
+            walfix::WalFlavor::Agent
+        } else {
+            walfix::WalFlavor::Server
+        },
+        backup_dir: args.backup_dir.clone(),
+        pad: args.pad,
+        force: args.force,
+        drop_checkpoint: args.drop_checkpoint,
+    };
+    let plan = match repair::plan(&args.path, &opts) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("walfix repair: {}: {e}", args.path.display());
+            return ExitCode::from(3);
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let unresolved = !plan.unresolved.is_empty();
+    let (code, outcome, err): (u8, Option<repair::Outcome>, Option<RepairError>) = if args.dry_run {
+        let c = if unresolved {
+            2
+        } else if plan.actions.is_empty() {
+            0
+        } else {
+            1
+        };
+        (c, None, None)
+    } else {
+        match repair::execute(&plan, &opts, &walfix::fsops::RealFs) {
+            Ok(o) => {
+                let c = if o.after.worst >= Severity::Repairable || unresolved {
+                    2
+                } else {
+                    0
+                };
+                (c, Some(o), None)
+            }
+            Err(e) => (3, None, Some(e)),
+        }
+    };
+    let res = if args.json {
+        let j = JsonOut {
+            schema: "walfix-repair/1",
+            dry_run: args.dry_run,
+            plan: &plan,
+            done: outcome.as_ref().map_or(0, |o| o.done),
+            after: outcome.as_ref().map(|o| AfterJson {
+                worst: o.after.worst,
+                prometheus_outcome: &o.after.prometheus_outcome,
+                findings: &o.after.findings,
+            }),
+            error: err.as_ref().map(|e| e.to_string()),
+            exit_code: code,
+        };
+        serde_json::to_writer(&mut out, &j)
+            .map_err(io::Error::other)
+            .and_then(|_| writeln!(out))
+    } else {
+        print_plan(&mut out, &plan).and_then(|_| {
+            if args.dry_run {
+                writeln!(out, "Dry run: nothing was changed.")
+            } else if let Some(o) = &outcome {
+                if o.done > 0 {
+                    writeln!(
+                        out,
+                        "Done: {} change(s) made; removed bytes are in {}",
+                        o.done,
+                        plan.backup_dir.display()
+                    )?;
+                    print_after(&mut out, &o.after)
+                } else {
+                    writeln!(out, "Nothing changed.")
+                }
+            } else {
+                Ok(())
+            }
+        })
+    }
+    .and_then(|_| out.flush());
+    if let Some(e) = &err {
+        eprintln!("walfix repair: {e}");
+    }
+    match res {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            eprintln!("walfix: writing output: {e}");
+            ExitCode::from(3)
+        }
+        _ => ExitCode::from(code),
+    }
+}

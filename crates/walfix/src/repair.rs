@@ -1,0 +1,1053 @@
+//! `repair`: plan from a full check, then change the WAL so Prometheus replays it cleanly,
+//! keeping every removed byte in a backup.
+//!
+//! Every change is a whole-file replacement (temp file, fsync, rename, fsync dir), a file moved
+//! to the backup after being copied there, or a new empty file. The plan is recomputed from the
+//! disk on every run, so a repair killed at any point and run again finishes the job: a file is
+//! either untouched (and planned again) or already replaced (and clean).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use walfix_format::compression::decompress;
+use walfix_format::encode::SegmentEncoder;
+use walfix_format::fragment::PAGE_SIZE;
+use walfix_format::frames::{Event, SegmentReader};
+use walfix_format::record::{
+    self, Acceptance, Exemplar, HistogramSample, LogKind, Metadata, MmapMarker, RecordType, Sample,
+    Series, Tombstone, Visitor,
+};
+
+use crate::check::{check_layout, CheckOptions};
+use crate::fsops::{copy_file, is_temp_name, replace_file, Fs};
+use crate::layout::{discover, Layout, Leftover, Log, WalFlavor};
+use crate::mmap::SegmentData;
+use crate::report::{Finding, Report, Severity};
+
+/// How to treat damaged segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Remove only damaged records; every later record and segment survives.
+    #[default]
+    Salvage,
+    /// What Prometheus does: keep what precedes the first damage of each log, drop the rest of
+    /// that segment and every later segment of the same log.
+    Truncate,
+}
+
+/// Options for [`plan`] and [`execute`].
+#[derive(Clone, Debug, Default)]
+pub struct RepairOptions {
+    /// Salvage or truncate.
+    pub mode: Mode,
+    /// Server or agent WAL.
+    pub flavor: WalFlavor,
+    /// Where removed bytes go (default: `walfix-backup/` in the data dir).
+    pub backup_dir: Option<PathBuf>,
+    /// Zero-pad the last page of each log's newest segment (for Prometheus before 2.11, which
+    /// appends to it at start-up).
+    pub pad: bool,
+    /// Run even if a Prometheus holds the data dir's lock.
+    pub force: bool,
+    /// Drop a damaged checkpoint instead of salvaging it.
+    pub drop_checkpoint: bool,
+}
+
+/// What a change loses.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Loss {
+    /// Whole records removed that could still be read (decode failures, records after a cut,
+    /// records in deleted segments).
+    pub records: u64,
+    /// Damaged regions removed (their records could not be read; their entries are unknown).
+    pub damaged_regions: u64,
+    /// Bytes that no longer reach Prometheus.
+    pub bytes: u64,
+    /// Series entries in removed records.
+    pub series: u64,
+    /// Some of the series refs those entries defined (at most 20).
+    pub series_refs: Vec<u64>,
+    /// Float samples in removed records.
+    pub samples: u64,
+    /// Histogram samples in removed records.
+    pub histograms: u64,
+    /// Exemplars, metadata, tombstones and mmap markers in removed records.
+    pub other_entries: u64,
+    /// Time range of the removed samples (ms).
+    pub min_time: Option<i64>,
+    /// Time range of the removed samples (ms).
+    pub max_time: Option<i64>,
+}
+
+impl Loss {
+    fn add(&mut self, o: &Loss) {
+        self.records += o.records;
+        self.damaged_regions += o.damaged_regions;
+        self.bytes += o.bytes;
+        self.series += o.series;
+        for &r in &o.series_refs {
+            if self.series_refs.len() < 20 {
+                self.series_refs.push(r);
+            }
+        }
+        self.samples += o.samples;
+        self.histograms += o.histograms;
+        self.other_entries += o.other_entries;
+        self.min_time = match (self.min_time, o.min_time) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max_time = match (self.max_time, o.max_time) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// One change.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Rewrite a segment with every record that reads cleanly, in order.
+    SalvageSegment {
+        /// The segment.
+        path: PathBuf,
+        /// Zero-pad the last page (always for segments older than the newest, which Prometheus
+        /// closes padded).
+        pad: bool,
+        /// What it loses.
+        loss: Loss,
+    },
+    /// Keep the bytes of a segment before `at` (a torn tail, or Prometheus-style truncation),
+    /// then zero-pad to a page boundary if `pad`.
+    TruncateSegment {
+        /// The segment.
+        path: PathBuf,
+        /// Offset of the first byte dropped.
+        at: u64,
+        /// Zero-pad the last page afterwards.
+        pad: bool,
+        /// What it loses.
+        loss: Loss,
+    },
+    /// Zero-pad the last page of a segment (`--pad`).
+    PadSegment {
+        /// The segment.
+        path: PathBuf,
+        /// Zero bytes added.
+        bytes: u64,
+    },
+    /// Move a whole segment to the backup.
+    DeleteSegment {
+        /// The segment.
+        path: PathBuf,
+        /// What it loses.
+        loss: Loss,
+    },
+    /// Create an empty segment to close a gap (an empty segment is valid; numbering is kept).
+    CreateEmptySegment {
+        /// The new segment.
+        path: PathBuf,
+    },
+    /// Move an entry Prometheus trips over or deletes anyway into the backup.
+    MoveToBackup {
+        /// The entry.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// Rebuild segment `segment_path` from a `.repair` file left by an interrupted Prometheus
+    /// repair, which holds the segment's original records.
+    RecoverRepairFile {
+        /// The `.repair` file.
+        repair_path: PathBuf,
+        /// The segment it belongs to.
+        segment_path: PathBuf,
+        /// Records recovered beyond what the segment holds now.
+        records_recovered: u64,
+    },
+    /// Remove a temp file left by a killed walfix run (its content is derived, never original).
+    RemoveOwnTemp {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl Action {
+    /// The main path the action changes.
+    pub fn path(&self) -> &Path {
+        match self {
+            Action::SalvageSegment { path, .. }
+            | Action::TruncateSegment { path, .. }
+            | Action::PadSegment { path, .. }
+            | Action::DeleteSegment { path, .. }
+            | Action::CreateEmptySegment { path }
+            | Action::MoveToBackup { path, .. }
+            | Action::RemoveOwnTemp { path } => path,
+            Action::RecoverRepairFile { segment_path, .. } => segment_path,
+        }
+    }
+
+    /// What the action loses, if it loses anything.
+    pub fn loss(&self) -> Option<&Loss> {
+        match self {
+            Action::SalvageSegment { loss, .. }
+            | Action::TruncateSegment { loss, .. }
+            | Action::DeleteSegment { loss, .. } => Some(loss),
+            _ => None,
+        }
+    }
+}
+
+/// The plan: what will change and what stays unresolved.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// Salvage or truncate.
+    pub mode: Mode,
+    /// The data dir (lock file and default backup live here).
+    pub data_root: PathBuf,
+    /// Where removed bytes go.
+    pub backup_dir: PathBuf,
+    /// Changes, in the order they are made.
+    pub actions: Vec<Action>,
+    /// Problems the plan does not fix, with why.
+    pub unresolved: Vec<String>,
+    /// Bytes the backup will receive.
+    pub backup_bytes: u64,
+    /// Total loss.
+    pub loss: Loss,
+    /// The check the plan was made from.
+    #[serde(skip)]
+    pub before: Report,
+}
+
+/// Errors that stop a repair before or while it changes anything.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    /// The path could not be read.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// A running Prometheus holds the data dir.
+    #[error("{0} is locked by a running Prometheus (or another walfix): stop it first, or pass --force if you are sure nothing writes to this WAL")]
+    Locked(PathBuf),
+    /// The backup dir cannot be written.
+    #[error("cannot write the backup directory {path}: {err}")]
+    Backup {
+        /// The dir.
+        path: PathBuf,
+        /// Why.
+        err: io::Error,
+    },
+    /// Not enough free space.
+    #[error("not enough free space on {path}: {needed} bytes needed, {available} available (zero-padding or backing up would fail like `zero-pad torn page: no space left on device`); free space or choose --backup-dir on another disk")]
+    NoSpace {
+        /// Where.
+        path: PathBuf,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+    },
+    /// A step failed part-way; rerunning `walfix repair` finishes the job.
+    #[error("{step}: {err} (nothing is lost: rerun `walfix repair` to finish)")]
+    Step {
+        /// What was being done.
+        step: String,
+        /// Why it failed.
+        err: io::Error,
+    },
+}
+
+/// The data dir of a layout: where `lock` lives.
+pub fn data_root(layout: &Layout) -> PathBuf {
+    let root = &layout.root;
+    if root.join("wal").is_dir() {
+        return root.clone();
+    }
+    let up = |p: &Path, n: usize| {
+        let mut p = p.to_path_buf();
+        for _ in 0..n {
+            p = p
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+        }
+        p
+    };
+    match layout.logs.first() {
+        Some(l) if l.single_file => {
+            let parent_is_ckpt = l.kind == LogKind::Checkpoint;
+            up(root, if parent_is_ckpt { 3 } else { 2 })
+        }
+        Some(l) if l.kind == LogKind::Checkpoint => up(root, 2),
+        _ => up(root, 1),
+    }
+}
+
+#[derive(Default)]
+struct Count {
+    series: u64,
+    refs: Vec<u64>,
+    samples: u64,
+    histograms: u64,
+    other: u64,
+    min_t: Option<i64>,
+    max_t: Option<i64>,
+}
+
+impl Count {
+    fn t(&mut self, t: i64) {
+        self.min_t = Some(self.min_t.map_or(t, |m| m.min(t)));
+        self.max_t = Some(self.max_t.map_or(t, |m| m.max(t)));
+    }
+    fn into_loss(self, bytes: u64) -> Loss {
+        Loss {
+            records: 1,
+            damaged_regions: 0,
+            bytes,
+            series: self.series,
+            series_refs: self.refs,
+            samples: self.samples,
+            histograms: self.histograms,
+            other_entries: self.other,
+            min_time: self.min_t,
+            max_time: self.max_t,
+        }
+    }
+}
+
+impl Visitor for Count {
+    fn series(&mut self, s: &Series<'_>) {
+        self.series += 1;
+        if self.refs.len() < 20 {
+            self.refs.push(s.series_ref);
+        }
+    }
+    fn sample(&mut self, s: &Sample) {
+        self.samples += 1;
+        self.t(s.t);
+    }
+    fn histogram(&mut self, h: &HistogramSample<'_>) {
+        self.histograms += 1;
+        self.t(h.t);
+    }
+    fn tombstone(&mut self, _: &Tombstone) {
+        self.other += 1;
+    }
+    fn exemplar(&mut self, _: &Exemplar<'_>) {
+        self.other += 1;
+    }
+    fn metadata(&mut self, _: &Metadata<'_>) {
+        self.other += 1;
+    }
+    fn mmap_marker(&mut self, _: &MmapMarker) {
+        self.other += 1;
+    }
+}
+
+/// Reads a segment and returns the bytes of a clean version of it (every record that frames,
+/// decompresses, decodes and is accepted in this kind of log, re-framed in order with its stored
+/// payload and compression) and what the rest loses. Records at or after `cut` are dropped too.
+pub fn salvage(data: &[u8], kind: LogKind, cut: Option<usize>) -> (Vec<u8>, Loss, u64) {
+    let mut enc = SegmentEncoder::new();
+    let mut loss = Loss::default();
+    let mut buf = Vec::new();
+    let mut kept = 0u64;
+    let mut frames = SegmentReader::new(data);
+    while let Some(ev) = frames.next() {
+        let r = match ev {
+            Event::Problem(p) => {
+                if p.is_error() {
+                    loss.damaged_regions += 1;
+                    loss.bytes += p.end.saturating_sub(p.lost_from) as u64;
+                }
+                continue;
+            }
+            Event::Record(r) => r,
+        };
+        let mut count = Count::default();
+        let good = cut.is_none_or(|c| r.end < c)
+            && decompress(r.compression, r.payload, &mut buf).is_ok()
+            && match buf.first() {
+                None => true,
+                Some(&b) => {
+                    let t = RecordType::from_u8(b);
+                    match kind.accepts(t) {
+                        Acceptance::RejectedByPrometheus => false,
+                        // Types Prometheus skips are kept as they are (they are not damage).
+                        Acceptance::IgnoredByPrometheus if t.is_none() => true,
+                        _ => record::visit(&buf, &mut count).is_ok(),
+                    }
+                }
+            };
+        if good {
+            enc.append_stored(r.payload, r.compression);
+            kept += 1;
+        } else {
+            if count.samples + count.series + count.histograms + count.other == 0 {
+                // Count what a dropped-but-readable record held (best effort on partial decodes).
+                let _ = record::visit(&buf, &mut count);
+            }
+            loss.add(&count.into_loss((r.end - r.offset) as u64));
+        }
+    }
+    (enc.into_bytes(), loss, kept)
+}
+
+/// Entries of every record in `data` from offset `from` on (for truncation and deletion).
+fn loss_from(data: &[u8], from: usize) -> Loss {
+    let mut loss = Loss {
+        bytes: data.len().saturating_sub(from) as u64,
+        ..Loss::default()
+    };
+    let mut buf = Vec::new();
+    let mut frames = SegmentReader::new(data);
+    while let Some(ev) = frames.next() {
+        match ev {
+            Event::Record(r) if r.offset >= from => {
+                let mut c = Count::default();
+                if decompress(r.compression, r.payload, &mut buf).is_ok() {
+                    let _ = record::visit(&buf, &mut c);
+                }
+                let l = c.into_loss(0);
+                loss.add(&l);
+            }
+            Event::Problem(p) if p.is_error() && p.offset >= from => loss.damaged_regions += 1,
+            _ => {}
+        }
+    }
+    loss
+}
+
+fn error_findings<'a>(report: &'a Report, path: &'a Path) -> impl Iterator<Item = &'a Finding> {
+    report.findings.iter().filter(move |f| {
+        f.file == path && f.segment.is_some() && f.offset.is_some() && f.lost_from.is_some()
+    })
+}
+
+fn is_tail_kind(kind: &str) -> bool {
+    matches!(
+        kind,
+        "torn-tail" | "truncated-segment" | "truncated-multipage-record"
+    )
+}
+
+/// Computes the plan for the WAL under `path`. Reads only.
+pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
+    let layout = discover(path, opts.flavor)?;
+    let check_opts = CheckOptions {
+        flavor: opts.flavor,
+        ..Default::default()
+    };
+    let before = check_layout(&layout, &check_opts);
+    let root = data_root(&layout);
+    let backup_dir = opts
+        .backup_dir
+        .clone()
+        .unwrap_or_else(|| root.join("walfix-backup"));
+    let mut p = Plan {
+        mode: opts.mode,
+        data_root: root,
+        backup_dir,
+        actions: Vec::new(),
+        unresolved: Vec::new(),
+        backup_bytes: 0,
+        loss: Loss::default(),
+        before,
+    };
+    for log in &layout.logs {
+        own_temps(log, &mut p);
+        if let Some(ck) = &log.checkpoint {
+            own_temps(&ck.log, &mut p);
+            if opts.drop_checkpoint
+                && p.before
+                    .findings
+                    .iter()
+                    .any(|f| f.log == "checkpoint" && f.severity >= Severity::Repairable)
+            {
+                p.actions.push(Action::MoveToBackup {
+                    path: ck.log.path.clone(),
+                    why: format!(
+                        "damaged checkpoint dropped on request: the series it defined ({} series entries) are lost unless later segments define them again",
+                        ck.log.segments.len()
+                    ),
+                });
+                // Without the checkpoint Prometheus replays from segment 0.
+                if let Some(first) = log.segments.first() {
+                    for i in 0..first.index {
+                        p.actions.push(Action::CreateEmptySegment {
+                            path: log.path.join(format!("{i:08}")),
+                        });
+                    }
+                }
+            } else {
+                segments(&ck.log, opts, &mut p)?;
+                gaps(&ck.log, &mut p);
+            }
+        }
+        segments(log, opts, &mut p)?;
+        gaps(log, &mut p);
+        leftovers(log, &mut p)?;
+    }
+    for f in &p.before.findings {
+        if f.kind == "unreadable-segment" {
+            p.unresolved
+                .push(format!("{}: {}", f.file.display(), f.message));
+        }
+    }
+    for a in &p.actions {
+        if let Some(l) = a.loss() {
+            p.loss.add(l);
+        }
+        p.backup_bytes += match a {
+            Action::SalvageSegment { path, .. }
+            | Action::TruncateSegment { path, .. }
+            | Action::DeleteSegment { path, .. }
+            | Action::PadSegment { path, .. } => fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            Action::MoveToBackup { path, .. } => dir_size(path),
+            Action::RecoverRepairFile {
+                repair_path,
+                segment_path,
+                ..
+            } => {
+                fs::metadata(repair_path).map(|m| m.len()).unwrap_or(0)
+                    + fs::metadata(segment_path).map(|m| m.len()).unwrap_or(0)
+            }
+            _ => 0,
+        };
+    }
+    Ok(p)
+}
+
+fn dir_size(p: &Path) -> u64 {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::read_dir(p)
+            .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}
+
+fn own_temps(log: &Log, p: &mut Plan) {
+    if log.single_file {
+        return;
+    }
+    if let Ok(rd) = fs::read_dir(&log.path) {
+        for e in rd.flatten() {
+            if is_temp_name(&e.file_name().to_string_lossy()) {
+                p.actions.push(Action::RemoveOwnTemp { path: e.path() });
+            }
+        }
+    }
+}
+
+/// Damage inside segments.
+fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
+    let newest = log
+        .segments
+        .iter()
+        .rev()
+        .find(|s| s.len > 0)
+        .map(|s| s.index);
+    for (i, seg) in log.segments.iter().enumerate() {
+        if seg.is_dir {
+            p.actions.push(Action::MoveToBackup {
+                path: seg.path.clone(),
+                why: "a directory where a segment file belongs".into(),
+            });
+            p.actions.push(Action::CreateEmptySegment {
+                path: seg.path.clone(),
+            });
+            continue;
+        }
+        let errors: Vec<&Finding> = error_findings(&p.before, &seg.path)
+            .filter(|f| f.severity >= Severity::Repairable)
+            .collect();
+        let is_newest = Some(seg.index) == newest;
+        let pad_tail = opts.pad && is_newest && !log.single_file;
+        if errors.is_empty() {
+            if pad_tail && seg.len % PAGE_SIZE as u64 != 0 {
+                p.actions.push(Action::PadSegment {
+                    path: seg.path.clone(),
+                    bytes: PAGE_SIZE as u64 - seg.len % PAGE_SIZE as u64,
+                });
+            }
+            continue;
+        }
+        let data = SegmentData::open(&seg.path)?;
+        let first_lost = errors.iter().filter_map(|f| f.lost_from).min().unwrap_or(0) as usize;
+        let all_tail = errors.iter().all(|f| is_tail_kind(f.kind));
+        if opts.mode == Mode::Truncate {
+            // Prometheus's repair drops every later segment of the same log. Those go first
+            // (newest first), so a run killed half-way still finds the damage and finishes.
+            for later in log.segments[i + 1..].iter().rev() {
+                let loss = match SegmentData::open(&later.path) {
+                    Ok(d) => loss_from(&d, 0),
+                    Err(_) => Loss::default(),
+                };
+                p.actions.push(Action::DeleteSegment {
+                    path: later.path.clone(),
+                    loss,
+                });
+            }
+            p.actions.push(Action::TruncateSegment {
+                path: seg.path.clone(),
+                at: first_lost as u64,
+                pad: opts.pad,
+                loss: loss_from(&data, first_lost),
+            });
+            break;
+        }
+        if all_tail {
+            // Older segments are closed padded, as Prometheus closes them.
+            p.actions.push(Action::TruncateSegment {
+                path: seg.path.clone(),
+                at: first_lost as u64,
+                pad: pad_tail || !is_newest,
+                loss: loss_from(&data, first_lost),
+            });
+        } else {
+            let (_, loss, _) = salvage(&data, log.kind, None);
+            p.actions.push(Action::SalvageSegment {
+                path: seg.path.clone(),
+                pad: pad_tail || !is_newest,
+                loss,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Gaps in numbering: empty segments fill them, so Prometheus starts and keeps every segment.
+fn gaps(log: &Log, p: &mut Plan) {
+    if log.single_file {
+        return;
+    }
+    let mut want: Vec<u64> = Vec::new();
+    for w in log.segments.windows(2) {
+        want.extend(w[0].index + 1..w[1].index);
+    }
+    let first = log.segments.first().map(|s| s.index);
+    match (log.kind, &log.checkpoint, first) {
+        (LogKind::Wal | LogKind::Agent | LogKind::Checkpoint, None, Some(f)) => want.extend(0..f),
+        (LogKind::Wal | LogKind::Agent, Some(ck), _) => {
+            let after = log
+                .segments
+                .iter()
+                .find(|s| s.index > ck.index)
+                .map(|s| s.index);
+            match after {
+                Some(a) => want.extend(ck.index + 1..a),
+                None => want.push(ck.index + 1),
+            }
+        }
+        _ => {}
+    }
+    want.sort_unstable();
+    want.dedup();
+    for i in want {
+        let path = log.path.join(format!("{i:08}"));
+        if !p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateEmptySegment { path: q } if *q == path))
+        {
+            p.actions.push(Action::CreateEmptySegment { path });
+        }
+    }
+}
+
+fn leftovers(log: &Log, p: &mut Plan) -> io::Result<()> {
+    for l in &log.leftovers {
+        match l {
+            Leftover::CheckpointTmp(path) => p.actions.push(Action::MoveToBackup {
+                path: path.clone(),
+                why: "interrupted checkpoint (Prometheus would delete it at start-up)".into(),
+            }),
+            Leftover::CheckpointNotDir(path) => p.actions.push(Action::MoveToBackup {
+                path: path.clone(),
+                why: "a checkpoint.N that is not a directory keeps Prometheus from starting".into(),
+            }),
+            Leftover::RepairFile(path) => recover_repair_file(log, path, p)?,
+            Leftover::OldCheckpoint(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Decompressed records of a segment, for comparing a `.repair` file with its segment.
+fn record_payloads(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let mut frames = SegmentReader::new(data);
+    while let Some(ev) = frames.next() {
+        if let Event::Record(r) = ev {
+            if decompress(r.compression, r.payload, &mut buf).is_ok() {
+                out.push(buf.clone());
+            }
+        }
+    }
+    out
+}
+
+fn recover_repair_file(log: &Log, path: &Path, p: &mut Plan) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let seg_name = name.trim_end_matches(".repair");
+    let seg_path = log.path.join(seg_name);
+    let original = record_payloads(&SegmentData::open(path)?);
+    let current = match seg_path.exists() {
+        true => record_payloads(&SegmentData::open(&seg_path)?),
+        false => Vec::new(),
+    };
+    // Prometheus's repair re-logs the records before the damage into a new segment: what the
+    // segment holds now must be a prefix of the .repair file, or the two have diverged.
+    if current.len() <= original.len() && current.iter().zip(&original).all(|(a, b)| a == b) {
+        p.actions.push(Action::RecoverRepairFile {
+            repair_path: path.to_path_buf(),
+            segment_path: seg_path,
+            records_recovered: (original.len() - current.len()) as u64,
+        });
+    } else {
+        p.unresolved.push(format!(
+            "{}: segment {seg_name} holds records the .repair file does not; both kept, merge by hand",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The outcome of [`execute`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    /// Actions done (all of the plan's on success).
+    pub done: usize,
+    /// The check after the repair.
+    #[serde(skip)]
+    pub after: Report,
+}
+
+/// Data-dir lock, held while repairing.
+pub struct DirLock {
+    _file: Option<fs::File>,
+}
+
+/// Takes the same non-blocking exclusive flock Prometheus takes on `<data>/lock`. A missing lock
+/// file means nobody holds it (it is not created, so a clean repair changes nothing).
+pub fn lock(data_root: &Path) -> Result<DirLock, RepairError> {
+    let path = data_root.join("lock");
+    let file = match fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DirLock { _file: None }),
+        Err(e) => return Err(e.into()),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(DirLock { _file: Some(file) }),
+        Err(fs::TryLockError::WouldBlock) => Err(RepairError::Locked(data_root.to_path_buf())),
+        Err(fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// Free bytes on the file system holding `path`.
+pub fn free_space(path: &Path) -> io::Result<u64> {
+    let st = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+fn step(what: impl Into<String>) -> impl FnOnce(io::Error) -> RepairError {
+    let s = what.into();
+    move |err| RepairError::Step { step: s, err }
+}
+
+fn rel(root: &Path, p: &Path) -> PathBuf {
+    p.strip_prefix(root)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| PathBuf::from(p.file_name().unwrap_or_default()))
+}
+
+fn same_content(a: &Path, b: &Path) -> bool {
+    match (fs::read(a), fs::read(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Copies a file or directory into the backup unless an identical copy is there already.
+/// Returns the backup path.
+fn backup(fs_: &dyn Fs, plan: &Plan, path: &Path) -> Result<PathBuf, RepairError> {
+    let base = plan.backup_dir.join(rel(&plan.data_root, path));
+    let meta = fs::symlink_metadata(path).map_err(step(format!("reading {}", path.display())))?;
+    let mut dest = base.clone();
+    let mut n = 0;
+    loop {
+        if !dest.exists() {
+            break;
+        }
+        if meta.is_file() && same_content(path, &dest) {
+            return Ok(dest);
+        }
+        n += 1;
+        dest = PathBuf::from(format!("{}.{n}", base.display()));
+    }
+    copy_tree(fs_, path, &dest)?;
+    Ok(dest)
+}
+
+fn copy_tree(fs_: &dyn Fs, from: &Path, to: &Path) -> Result<(), RepairError> {
+    let parent = to.parent().unwrap_or(Path::new("."));
+    fs_.create_dir_all(parent)
+        .map_err(step(format!("creating {}", parent.display())))?;
+    let meta = fs::symlink_metadata(from).map_err(step(format!("reading {}", from.display())))?;
+    if meta.is_dir() {
+        // Built under a temp name and renamed, so a half-copied directory is never taken for a
+        // complete backup.
+        let tmp = crate::fsops::temp_name(to);
+        if tmp.exists() {
+            fs_.remove_dir_all(&tmp)
+                .map_err(step(format!("removing {}", tmp.display())))?;
+        }
+        fs_.create_dir_all(&tmp)
+            .map_err(step(format!("creating {}", tmp.display())))?;
+        for e in fs::read_dir(from).map_err(step(format!("reading {}", from.display())))? {
+            let e = e.map_err(step(format!("reading {}", from.display())))?;
+            copy_tree(fs_, &e.path(), &tmp.join(e.file_name()))?;
+        }
+        fs_.sync_dir(&tmp)
+            .map_err(step(format!("syncing {}", tmp.display())))?;
+        fs_.rename(&tmp, to)
+            .map_err(step(format!("renaming {}", tmp.display())))?;
+        fs_.sync_dir(parent)
+            .map_err(step(format!("syncing {}", parent.display())))?;
+    } else if meta.is_symlink() {
+        // Never follow a link out of the WAL: record where it pointed instead.
+        let target = fs::read_link(from).map_err(step(format!("reading {}", from.display())))?;
+        let note = format!("symlink to {}\n", target.display());
+        replace_file(fs_, to, &mut |w| w.write_all(note.as_bytes()))
+            .map_err(step(format!("writing {}", to.display())))?;
+    } else {
+        copy_file(fs_, from, to).map_err(step(format!("backing up {}", from.display())))?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ManifestLine<'a> {
+    time_unix: u64,
+    action: &'a Action,
+    backup: Option<&'a Path>,
+}
+
+fn manifest(
+    fs_: &dyn Fs,
+    plan: &Plan,
+    a: &Action,
+    backup: Option<&Path>,
+) -> Result<(), RepairError> {
+    let line = ManifestLine {
+        time_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        action: a,
+        backup,
+    };
+    let bytes = serde_json::to_vec(&line).map_err(|e| RepairError::Step {
+        step: "writing the manifest".into(),
+        err: io::Error::other(e),
+    })?;
+    let path = plan.backup_dir.join("manifest.jsonl");
+    fs_.append_line(&path, &bytes)
+        .map_err(step(format!("writing {}", path.display())))
+}
+
+/// Carries out `plan` through `fs_`. Refuses if Prometheus holds the lock (unless `force`), if
+/// the backup dir cannot be written, or if free space is short. Checks the result again.
+pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcome, RepairError> {
+    let check_opts = CheckOptions {
+        flavor: opts.flavor,
+        ..Default::default()
+    };
+    if plan.actions.is_empty() {
+        return Ok(Outcome {
+            done: 0,
+            after: plan.before.clone(),
+        });
+    }
+    let _lock = if opts.force {
+        None
+    } else {
+        Some(lock(&plan.data_root)?)
+    };
+
+    fs_.create_dir_all(&plan.backup_dir)
+        .map_err(|err| RepairError::Backup {
+            path: plan.backup_dir.clone(),
+            err,
+        })?;
+    let probe = plan.backup_dir.join(".walfix-probe");
+    replace_file(fs_, &probe, &mut |w| w.write_all(b"ok"))
+        .and_then(|_| fs_.remove_file(&probe))
+        .map_err(|err| RepairError::Backup {
+            path: plan.backup_dir.clone(),
+            err,
+        })?;
+    let backup_free = free_space(&plan.backup_dir)?;
+    if backup_free < plan.backup_bytes {
+        return Err(RepairError::NoSpace {
+            path: plan.backup_dir.clone(),
+            needed: plan.backup_bytes,
+            available: backup_free,
+        });
+    }
+    // A rewrite needs room for the new file next to the old one, plus any padding.
+    let wal_need: u64 = plan
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::SalvageSegment { path, .. }
+            | Action::TruncateSegment { path, .. }
+            | Action::PadSegment { path, .. } => {
+                fs::metadata(path).map(|m| m.len()).unwrap_or(0) + PAGE_SIZE as u64
+            }
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    let wal_free = free_space(&plan.data_root)?;
+    if wal_free < wal_need {
+        return Err(RepairError::NoSpace {
+            path: plan.data_root.clone(),
+            needed: wal_need,
+            available: wal_free,
+        });
+    }
+
+    let mut done = 0;
+    for a in &plan.actions {
+        let saved = match a {
+            Action::RemoveOwnTemp { .. } | Action::CreateEmptySegment { .. } => None,
+            Action::RecoverRepairFile {
+                repair_path,
+                segment_path,
+                ..
+            } => {
+                if segment_path.exists() {
+                    backup(fs_, plan, segment_path)?;
+                }
+                Some(backup(fs_, plan, repair_path)?)
+            }
+            _ => Some(backup(fs_, plan, a.path())?),
+        };
+        apply(fs_, a, opts)?;
+        manifest(fs_, plan, a, saved.as_deref())?;
+        done += 1;
+    }
+    let layout = discover(&plan.before.root, opts.flavor)?;
+    Ok(Outcome {
+        done,
+        after: check_layout(&layout, &check_opts),
+    })
+}
+
+fn kind_of(path: &Path) -> LogKind {
+    let parent = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    match parent.as_deref() {
+        Some("wbl") => LogKind::Wbl,
+        Some(p) if p.starts_with("checkpoint.") => LogKind::Checkpoint,
+        _ => LogKind::Wal,
+    }
+}
+
+fn apply(fs_: &dyn Fs, a: &Action, opts: &RepairOptions) -> Result<(), RepairError> {
+    let what = |verb: &str, p: &Path| format!("{verb} {}", p.display());
+    match a {
+        Action::SalvageSegment { path, pad, .. } => {
+            let data = SegmentData::open(path).map_err(step(what("reading", path)))?;
+            let mut kind = kind_of(path);
+            if kind != LogKind::Wbl && opts.flavor == WalFlavor::Agent {
+                kind = LogKind::Agent;
+            }
+            let (mut bytes, _, _) = salvage(&data, kind, None);
+            drop(data);
+            if *pad && bytes.len() % PAGE_SIZE != 0 {
+                bytes.resize(bytes.len() + PAGE_SIZE - bytes.len() % PAGE_SIZE, 0);
+            }
+            replace_file(fs_, path, &mut |w| w.write_all(&bytes))
+                .map_err(step(what("rewriting", path)))
+        }
+        Action::TruncateSegment { path, at, pad, .. } => {
+            let data = SegmentData::open(path).map_err(step(what("reading", path)))?;
+            let keep = data.get(..*at as usize).unwrap_or(&data).to_vec();
+            drop(data);
+            let zeros = if *pad && keep.len() % PAGE_SIZE != 0 {
+                PAGE_SIZE - keep.len() % PAGE_SIZE
+            } else {
+                0
+            };
+            replace_file(fs_, path, &mut |w| {
+                w.write_all(&keep)?;
+                w.write_all(&vec![0u8; zeros])
+            })
+            .map_err(step(what("truncating", path)))
+        }
+        Action::PadSegment { path, .. } => {
+            let data = fs::read(path).map_err(step(what("reading", path)))?;
+            if data.len() % PAGE_SIZE == 0 {
+                return Ok(());
+            }
+            let zeros = PAGE_SIZE - data.len() % PAGE_SIZE;
+            replace_file(fs_, path, &mut |w| {
+                w.write_all(&data)?;
+                w.write_all(&vec![0u8; zeros])
+            })
+            .map_err(step(what("padding", path)))
+        }
+        Action::DeleteSegment { path, .. } | Action::MoveToBackup { path, .. } => {
+            let meta = fs::symlink_metadata(path).map_err(step(what("reading", path)))?;
+            if meta.is_dir() {
+                fs_.remove_dir_all(path)
+                    .map_err(step(what("removing", path)))?;
+            } else {
+                fs_.remove_file(path)
+                    .map_err(step(what("removing", path)))?;
+            }
+            fs_.sync_dir(path.parent().unwrap_or(Path::new(".")))
+                .map_err(step(what("syncing the directory of", path)))
+        }
+        Action::CreateEmptySegment { path } => {
+            if path.exists() {
+                return Ok(());
+            }
+            replace_file(fs_, path, &mut |_| Ok(())).map_err(step(what("creating", path)))
+        }
+        Action::RemoveOwnTemp { path } => match fs_.remove_file(path) {
+            // A rewrite of the same file may have replaced it already.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r.map_err(step(what("removing", path))),
+        },
+        Action::RecoverRepairFile {
+            repair_path,
+            segment_path,
+            ..
+        } => {
+            let data =
+                SegmentData::open(repair_path).map_err(step(what("reading", repair_path)))?;
+            let (bytes, _, _) = salvage(&data, kind_of(segment_path), None);
+            drop(data);
+            replace_file(fs_, segment_path, &mut |w| w.write_all(&bytes))
+                .map_err(step(what("rewriting", segment_path)))?;
+            fs_.remove_file(repair_path)
+                .map_err(step(what("removing", repair_path)))?;
+            fs_.sync_dir(repair_path.parent().unwrap_or(Path::new(".")))
+                .map_err(step(what("syncing the directory of", repair_path)))
+        }
+    }
+}
