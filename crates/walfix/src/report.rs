@@ -3,7 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+
+/// Serializes a path as a string; bytes that are not UTF-8 become U+FFFD (paths only identify
+/// files here, so this is documented as lossy in docs/json-output.md).
+pub fn lossy_path<S: Serializer>(p: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string_lossy())
+}
 
 /// How bad a finding is. The order is the order of exit codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -105,6 +111,7 @@ pub struct Finding {
     /// `wal`, `wbl`, `checkpoint` or `agent`.
     pub log: &'static str,
     /// The file or directory concerned.
+    #[serde(serialize_with = "lossy_path")]
     pub file: PathBuf,
     /// Segment index, when the finding is inside a segment.
     pub segment: Option<u64>,
@@ -217,6 +224,7 @@ pub struct LogSummary {
     /// `wal`, `wbl`, `checkpoint` or `agent`.
     pub log: &'static str,
     /// Directory (or file).
+    #[serde(serialize_with = "lossy_path")]
     pub path: PathBuf,
     /// Lowest and highest segment index.
     pub first_segment: Option<u64>,
@@ -230,6 +238,7 @@ pub struct LogSummary {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     /// The path checked.
+    #[serde(serialize_with = "lossy_path")]
     pub root: PathBuf,
     /// Logs in replay order (a WAL's checkpoint first, as its own entry).
     pub logs: Vec<LogSummary>,
