@@ -303,3 +303,57 @@ fn single_segment_file_and_data_dir_paths() {
     let logs: Vec<_> = r.logs.iter().map(|l| l.log).collect();
     assert_eq!(logs, vec!["wal", "wbl"]);
 }
+
+#[test]
+fn samples_before_their_series_record_are_counted_as_unknown_refs() {
+    use walfix_format::encode::SegmentEncoder;
+    use walfix_format::fragment::Compression;
+    use walfix_format::record::{OwnedSeries, Record, Sample};
+
+    let sample = |r: u64, t: i64| Sample {
+        series_ref: r,
+        t,
+        st: 0,
+        v: 1.0,
+    };
+    let series = |r: u64| OwnedSeries {
+        series_ref: r,
+        labels: vec![(b"__name__".to_vec(), format!("m{r}").into_bytes())],
+    };
+    // Segment 0 defines ref 1; segment 1 uses refs 1, 2 and 3, then defines 3.
+    let mut segs = [SegmentEncoder::new(), SegmentEncoder::new()];
+    let mut buf = Vec::new();
+    for (i, rec) in [
+        (0, Record::Series(vec![series(1)])),
+        (
+            1,
+            Record::Samples(vec![
+                sample(1, 10),
+                sample(2, 10),
+                sample(3, 10),
+                sample(2, 20),
+            ]),
+        ),
+        (1, Record::Series(vec![series(3)])),
+        (1, Record::Samples(vec![sample(3, 30)])),
+    ] {
+        buf.clear();
+        rec.encode(&mut buf);
+        segs[i].append(&buf, Compression::Snappy);
+    }
+    let [seg0, seg1] = segs;
+    let tmp = tempfile::tempdir().unwrap();
+    let wal = tmp.path().join("wal");
+    fs::create_dir(&wal).unwrap();
+    fs::write(wal.join("00000000"), seg0.bytes()).unwrap();
+    fs::write(wal.join("00000001"), seg1.bytes()).unwrap();
+    let r = run(&wal);
+    let f = find(&r, "unknown-series-refs");
+    let u = f.unknown_refs.unwrap();
+    // Ref 2 twice and ref 3 once come before any series record defines them.
+    assert_eq!((u.series, u.samples), (2, 3));
+    assert_eq!(
+        (f.segment, f.severity, r.exit_code),
+        (Some(1), Severity::Warning, 0)
+    );
+}
