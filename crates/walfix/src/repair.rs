@@ -623,9 +623,14 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
             });
         } else {
             let (_, loss, _) = salvage(&data, log.kind, None);
+            // Checkpoint segments are always closed padded by Prometheus.
+            let ckpt = log
+                .path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint."));
             p.actions.push(Action::SalvageSegment {
                 path: seg.path.clone(),
-                pad: pad_tail || !is_newest,
+                pad: pad_tail || !is_newest || ckpt,
                 loss,
             });
         }
