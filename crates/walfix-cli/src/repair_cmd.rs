@@ -141,6 +141,7 @@ struct JsonOut<'a> {
     dry_run: bool,
     plan: &'a Plan,
     done: usize,
+    predicted: Option<AfterJson<'a>>,
     after: Option<AfterJson<'a>>,
     error: Option<String>,
     exit_code: u8,
@@ -185,8 +186,8 @@ fn print_plan(out: &mut impl Write, p: &Plan) -> io::Result<()> {
     Ok(())
 }
 
-fn print_after(out: &mut impl Write, after: &Report) -> io::Result<()> {
-    writeln!(out, "After: {}", after.prometheus_outcome)?;
+fn print_after(out: &mut impl Write, label: &str, after: &Report) -> io::Result<()> {
+    writeln!(out, "{label}: {}", after.prometheus_outcome)?;
     for f in after.findings_at_least(Severity::Warning) {
         writeln!(
             out,
@@ -226,8 +227,23 @@ pub fn run(args: RepairArgs) -> ExitCode {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let unresolved = !plan.unresolved.is_empty();
+    // What the WAL will look like afterwards, checked on a scratch copy before anything changes.
+    let predicted = if plan.actions.is_empty() {
+        None
+    } else {
+        match repair::predict(&plan, &opts) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("walfix repair: cannot predict the result: {e}");
+                None
+            }
+        }
+    };
+    let predicted_bad = predicted
+        .as_ref()
+        .is_some_and(|r| r.worst >= Severity::Repairable);
     let (code, outcome, err): (u8, Option<repair::Outcome>, Option<RepairError>) = if args.dry_run {
-        let c = if unresolved {
+        let c = if unresolved || predicted_bad {
             2
         } else if plan.actions.is_empty() {
             0
@@ -254,6 +270,11 @@ pub fn run(args: RepairArgs) -> ExitCode {
             dry_run: args.dry_run,
             plan: &plan,
             done: outcome.as_ref().map_or(0, |o| o.done),
+            predicted: predicted.as_ref().map(|r| AfterJson {
+                worst: r.worst,
+                prometheus_outcome: &r.prometheus_outcome,
+                findings: &r.findings,
+            }),
             after: outcome.as_ref().map(|o| AfterJson {
                 worst: o.after.worst,
                 prometheus_outcome: &o.after.prometheus_outcome,
@@ -267,6 +288,9 @@ pub fn run(args: RepairArgs) -> ExitCode {
             .and_then(|_| writeln!(out))
     } else {
         print_plan(&mut out, &plan).and_then(|_| {
+            if let Some(r) = &predicted {
+                print_after(&mut out, "Predicted after repair", r)?;
+            }
             if args.dry_run {
                 writeln!(out, "Dry run: nothing was changed.")
             } else if let Some(o) = &outcome {
@@ -277,7 +301,7 @@ pub fn run(args: RepairArgs) -> ExitCode {
                         o.done,
                         plan.backup_dir.display()
                     )?;
-                    print_after(&mut out, &o.after)
+                    print_after(&mut out, "After", &o.after)
                 } else {
                     writeln!(out, "Nothing changed.")
                 }

@@ -481,6 +481,20 @@ fn prometheus_view(
         Some((i, p))
     });
     let Some((i, p)) = first else {
+        let mut unknown = crate::report::UnknownRefs::default();
+        for s in replay.iter().filter(|s| s.role != Role::Covered) {
+            if let Ok(scan) = &s.scan {
+                unknown.add(&scan.unknown);
+            }
+        }
+        if unknown.entries() > 0 {
+            return format!(
+                "Prometheus replays everything without error, but drops {} samples, {} histograms and {} other entries whose series record is missing (`Unknown series references`)",
+                unknown.samples,
+                unknown.histograms,
+                unknown.entries() - unknown.samples - unknown.histograms
+            );
+        }
         return "Prometheus replays everything without error".to_string();
     };
     let s = &replay[i];

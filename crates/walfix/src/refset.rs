@@ -26,23 +26,42 @@ impl RefSet {
     pub fn insert(&mut self, r: u64) -> bool {
         if r < BITMAP_LIMIT {
             let w = (r / 64) as usize;
-            if w >= self.words.len() {
-                // Grow geometrically so inserting n increasing refs costs O(n).
-                let want = (w + 1)
-                    .max(self.words.len() * 2)
-                    .min((BITMAP_LIMIT / 64) as usize);
-                self.words.resize(want, 0);
-            }
             let bit = 1u64 << (r % 64);
-            let new = self.words[w] & bit == 0;
-            self.words[w] |= bit;
-            self.len += new as u64;
-            new
+            let word = match self.words.get_mut(w) {
+                Some(word) => word,
+                None => self.grow(w),
+            };
+            // Most inserts on the hot path find the ref already there: read before writing, so
+            // runs of refs in one word do not chain stores.
+            if *word & bit != 0 {
+                return false;
+            }
+            *word |= bit;
+            self.len += 1;
+            true
         } else {
-            let new = self.large.insert(r);
-            self.len += new as u64;
-            new
+            self.insert_large(r)
         }
+    }
+
+    /// Grows the bitmap to hold word `w` (geometrically, so inserting n increasing refs costs
+    /// O(n)) and returns it.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, w: usize) -> &mut u64 {
+        let want = (w + 1)
+            .max(self.words.len() * 2)
+            .min((BITMAP_LIMIT / 64) as usize);
+        self.words.resize(want, 0);
+        &mut self.words[w]
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn insert_large(&mut self, r: u64) -> bool {
+        let new = self.large.insert(r);
+        self.len += new as u64;
+        new
     }
 
     /// True if `r` is in the set.
@@ -53,8 +72,21 @@ impl RefSet {
                 .get((r / 64) as usize)
                 .is_some_and(|w| w & (1u64 << (r % 64)) != 0)
         } else {
-            self.large.contains(&r)
+            self.contains_large(r)
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn contains_large(&self, r: u64) -> bool {
+        self.large.contains(&r)
+    }
+
+    /// Empties the set, keeping its memory for reuse.
+    pub fn clear(&mut self) {
+        self.words.fill(0);
+        self.large.clear();
+        self.len = 0;
     }
 
     /// Number of refs in the set.

@@ -982,49 +982,71 @@ fn kind_of(path: &Path) -> LogKind {
     }
 }
 
+fn pad_to_page(bytes: &mut Vec<u8>) {
+    if bytes.len() % PAGE_SIZE != 0 {
+        bytes.resize(bytes.len() + PAGE_SIZE - bytes.len() % PAGE_SIZE, 0);
+    }
+}
+
+/// The new content of the file an action rewrites: `Some(bytes)` for rewrites and new files,
+/// `None` for actions that only remove.
+fn new_content(a: &Action, opts: &RepairOptions) -> io::Result<Option<Vec<u8>>> {
+    let kind_for = |path: &Path| {
+        let k = kind_of(path);
+        if k != LogKind::Wbl && opts.flavor == WalFlavor::Agent {
+            LogKind::Agent
+        } else {
+            k
+        }
+    };
+    Ok(match a {
+        Action::SalvageSegment { path, pad, .. } => {
+            let data = SegmentData::open(path)?;
+            let (mut bytes, _, _) = salvage(&data, kind_for(path), None);
+            if *pad {
+                pad_to_page(&mut bytes);
+            }
+            Some(bytes)
+        }
+        Action::TruncateSegment { path, at, pad, .. } => {
+            let data = SegmentData::open(path)?;
+            let mut bytes = data.get(..*at as usize).unwrap_or(&data).to_vec();
+            if *pad {
+                pad_to_page(&mut bytes);
+            }
+            Some(bytes)
+        }
+        Action::PadSegment { path, .. } => {
+            let mut bytes = fs::read(path)?;
+            pad_to_page(&mut bytes);
+            Some(bytes)
+        }
+        Action::CreateEmptySegment { .. } => Some(Vec::new()),
+        Action::RecoverRepairFile {
+            repair_path,
+            segment_path,
+            ..
+        } => {
+            let data = SegmentData::open(repair_path)?;
+            Some(salvage(&data, kind_for(segment_path), None).0)
+        }
+        Action::DeleteSegment { .. }
+        | Action::MoveToBackup { .. }
+        | Action::RemoveOwnTemp { .. } => None,
+    })
+}
+
 fn apply(fs_: &dyn Fs, a: &Action, opts: &RepairOptions) -> Result<(), RepairError> {
     let what = |verb: &str, p: &Path| format!("{verb} {}", p.display());
     match a {
-        Action::SalvageSegment { path, pad, .. } => {
-            let data = SegmentData::open(path).map_err(step(what("reading", path)))?;
-            let mut kind = kind_of(path);
-            if kind != LogKind::Wbl && opts.flavor == WalFlavor::Agent {
-                kind = LogKind::Agent;
-            }
-            let (mut bytes, _, _) = salvage(&data, kind, None);
-            drop(data);
-            if *pad && bytes.len() % PAGE_SIZE != 0 {
-                bytes.resize(bytes.len() + PAGE_SIZE - bytes.len() % PAGE_SIZE, 0);
-            }
+        Action::SalvageSegment { path, .. }
+        | Action::TruncateSegment { path, .. }
+        | Action::PadSegment { path, .. } => {
+            let bytes = new_content(a, opts)
+                .map_err(step(what("reading", path)))?
+                .unwrap_or_default();
             replace_file(fs_, path, &mut |w| w.write_all(&bytes))
                 .map_err(step(what("rewriting", path)))
-        }
-        Action::TruncateSegment { path, at, pad, .. } => {
-            let data = SegmentData::open(path).map_err(step(what("reading", path)))?;
-            let keep = data.get(..*at as usize).unwrap_or(&data).to_vec();
-            drop(data);
-            let zeros = if *pad && keep.len() % PAGE_SIZE != 0 {
-                PAGE_SIZE - keep.len() % PAGE_SIZE
-            } else {
-                0
-            };
-            replace_file(fs_, path, &mut |w| {
-                w.write_all(&keep)?;
-                w.write_all(&vec![0u8; zeros])
-            })
-            .map_err(step(what("truncating", path)))
-        }
-        Action::PadSegment { path, .. } => {
-            let data = fs::read(path).map_err(step(what("reading", path)))?;
-            if data.len() % PAGE_SIZE == 0 {
-                return Ok(());
-            }
-            let zeros = PAGE_SIZE - data.len() % PAGE_SIZE;
-            replace_file(fs_, path, &mut |w| {
-                w.write_all(&data)?;
-                w.write_all(&vec![0u8; zeros])
-            })
-            .map_err(step(what("padding", path)))
         }
         Action::DeleteSegment { path, .. } | Action::MoveToBackup { path, .. } => {
             let meta = fs::symlink_metadata(path).map_err(step(what("reading", path)))?;
@@ -1054,10 +1076,9 @@ fn apply(fs_: &dyn Fs, a: &Action, opts: &RepairOptions) -> Result<(), RepairErr
             segment_path,
             ..
         } => {
-            let data =
-                SegmentData::open(repair_path).map_err(step(what("reading", repair_path)))?;
-            let (bytes, _, _) = salvage(&data, kind_of(segment_path), None);
-            drop(data);
+            let bytes = new_content(a, opts)
+                .map_err(step(what("reading", repair_path)))?
+                .unwrap_or_default();
             replace_file(fs_, segment_path, &mut |w| w.write_all(&bytes))
                 .map_err(step(what("rewriting", segment_path)))?;
             fs_.remove_file(repair_path)
@@ -1066,4 +1087,92 @@ fn apply(fs_: &dyn Fs, a: &Action, opts: &RepairOptions) -> Result<(), RepairErr
                 .map_err(step(what("syncing the directory of", repair_path)))
         }
     }
+}
+
+/// Checks what the WAL would look like after `plan`, without touching it: the changed files
+/// are written into a scratch copy (untouched files are symlinked), which is then checked.
+/// This is how the plan tells, before anything changes, which samples will point at series
+/// whose series record is lost.
+pub fn predict(plan: &Plan, opts: &RepairOptions) -> io::Result<Report> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let scratch = std::env::temp_dir().join(format!("walfix-plan-{}-{nanos}", std::process::id()));
+    let result = predict_in(plan, opts, &scratch);
+    let _ = fs::remove_dir_all(&scratch);
+    result
+}
+
+fn predict_in(plan: &Plan, opts: &RepairOptions, scratch: &Path) -> io::Result<Report> {
+    let root = &plan.data_root;
+    let map = |p: &Path| scratch.join(rel(root, p));
+    let layout = discover(&plan.before.root, opts.flavor)?;
+    let mut dirs: Vec<&Log> = Vec::new();
+    for log in &layout.logs {
+        dirs.push(log);
+        if let Some(ck) = &log.checkpoint {
+            dirs.push(&ck.log);
+        }
+    }
+    // Mirror every segment (and the .repair files) as a symlink to the original.
+    for log in &dirs {
+        let dir = if log.single_file {
+            log.path.parent().unwrap_or(Path::new(".")).to_path_buf()
+        } else {
+            log.path.clone()
+        };
+        fs::create_dir_all(map(&dir))?;
+        let mut files: Vec<PathBuf> = log.segments.iter().map(|s| s.path.clone()).collect();
+        files.extend(log.leftovers.iter().filter_map(|l| match l {
+            Leftover::RepairFile(p) => Some(p.clone()),
+            _ => None,
+        }));
+        for f in files {
+            let dst = map(&f);
+            if !dst.exists() {
+                std::os::unix::fs::symlink(fs::canonicalize(&f)?, &dst)?;
+            }
+        }
+    }
+    for a in &plan.actions {
+        let dst = map(a.path());
+        match new_content(a, opts)? {
+            Some(bytes) => {
+                if let Some(parent) = dst.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                let _ = fs::remove_file(&dst);
+                fs::write(&dst, bytes)?;
+            }
+            None => {
+                let _ = fs::remove_file(&dst);
+                let _ = fs::remove_dir_all(&dst);
+            }
+        }
+        if let Action::RecoverRepairFile { repair_path, .. } = a {
+            let _ = fs::remove_file(map(repair_path));
+        }
+    }
+    let sand = discover(&map(&plan.before.root), opts.flavor)?;
+    let check_opts = CheckOptions {
+        flavor: opts.flavor,
+        ..Default::default()
+    };
+    let mut report = check_layout(&sand, &check_opts);
+    // Name the real files, not their scratch copies.
+    let unmap = |p: &Path| match p.strip_prefix(scratch) {
+        Ok(r) => root.join(r),
+        Err(_) => p.to_path_buf(),
+    };
+    report.root = plan.before.root.clone();
+    for f in &mut report.findings {
+        f.file = unmap(&f.file);
+    }
+    for l in &mut report.logs {
+        l.path = unmap(&l.path);
+    }
+    let scratch_s = scratch.to_string_lossy().into_owned();
+    let root_s = root.to_string_lossy().into_owned();
+    report.prometheus_outcome = report.prometheus_outcome.replace(&scratch_s, &root_s);
+    Ok(report)
 }

@@ -67,6 +67,10 @@ struct Collector<'a> {
     known_before: Option<&'a RefSet>,
     unknown: &'a mut UnknownRefs,
     unknown_seen: RefSet,
+    /// Smallest and largest timestamp seen (`i64::MAX`, `i64::MIN` before the first): plain
+    /// integers on the hot path, turned into `stats.min_time`/`max_time` by [`Collector::finish`].
+    min_t: i64,
+    max_t: i64,
 }
 
 #[derive(Clone, Copy)]
@@ -80,35 +84,48 @@ enum Use {
 }
 
 impl Collector<'_> {
-    #[inline]
+    #[inline(always)]
     fn use_ref(&mut self, r: u64, what: Use) {
         if self.local.contains(r) {
             return;
         }
         self.used_undefined.insert(r);
         if let Some(known) = self.known_before {
-            if !known.contains(r) {
-                if self.unknown_seen.insert(r) {
-                    self.unknown.series += 1;
-                }
-                let u = &mut *self.unknown;
-                match what {
-                    Use::Sample => u.samples += 1,
-                    Use::Histogram => u.histograms += 1,
-                    Use::Exemplar => u.exemplars += 1,
-                    Use::Metadata => u.metadata += 1,
-                    Use::Tombstone => u.tombstones += 1,
-                    Use::Mmap => u.mmap_markers += 1,
-                }
+            self.check_known(known, r, what);
+        }
+    }
+
+    /// Only on the exact second pass over a segment that used refs nobody defined before.
+    #[inline(never)]
+    fn check_known(&mut self, known: &RefSet, r: u64, what: Use) {
+        if !known.contains(r) {
+            if self.unknown_seen.insert(r) {
+                self.unknown.series += 1;
+            }
+            let u = &mut *self.unknown;
+            match what {
+                Use::Sample => u.samples += 1,
+                Use::Histogram => u.histograms += 1,
+                Use::Exemplar => u.exemplars += 1,
+                Use::Metadata => u.metadata += 1,
+                Use::Tombstone => u.tombstones += 1,
+                Use::Mmap => u.mmap_markers += 1,
             }
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn time(&mut self, t: i64) {
-        let s = &mut *self.stats;
-        s.min_time = Some(s.min_time.map_or(t, |m| m.min(t)));
-        s.max_time = Some(s.max_time.map_or(t, |m| m.max(t)));
+        self.min_t = self.min_t.min(t);
+        self.max_t = self.max_t.max(t);
+    }
+
+    /// Writes the time range into the stats.
+    fn finish(&mut self) {
+        if self.min_t <= self.max_t {
+            self.stats.min_time = Some(self.min_t);
+            self.stats.max_time = Some(self.max_t);
+        }
     }
 }
 
@@ -118,6 +135,7 @@ impl Visitor for Collector<'_> {
         self.local.insert(s.series_ref);
         self.defined.push(s.series_ref);
     }
+    #[inline(always)]
     fn sample(&mut self, s: &Sample) {
         self.stats.float_samples += 1;
         if s.v.to_bits() == STALE_NAN {
@@ -211,6 +229,7 @@ pub fn scan_segment(
     level: Level,
     known_before: Option<&RefSet>,
 ) -> SegmentScan {
+    crate::mmap::limit_allocator_retention();
     let mut scan = SegmentScan::default();
     let mut counts = TypeCounts::default();
     match level {
@@ -224,8 +243,42 @@ pub fn scan_segment(
     scan
 }
 
+/// Buffers a worker thread reuses from one segment to the next: record assembly, decompression
+/// output, and the set of refs a segment defines.
+#[derive(Default)]
+struct WorkerBuffers {
+    assembly: Vec<u8>,
+    out: Vec<u8>,
+    local: RefSet,
+}
+
+/// Buffers larger than this are freed after a segment instead of kept for the next one, so an
+/// odd giant record does not pin its memory for the rest of the run.
+const KEEP_BUFFER_BYTES: usize = 8 << 20;
+
+thread_local! {
+    static BUFFERS: std::cell::Cell<Option<Box<WorkerBuffers>>> = const { std::cell::Cell::new(None) };
+}
+
+fn take_buffers() -> Box<WorkerBuffers> {
+    BUFFERS.with(|b| b.take()).unwrap_or_default()
+}
+
+fn give_back(mut b: Box<WorkerBuffers>) {
+    for v in [&mut b.assembly, &mut b.out] {
+        if v.capacity() > KEEP_BUFFER_BYTES {
+            *v = Vec::new();
+        }
+    }
+    b.local.clear();
+    BUFFERS.with(|c| c.set(Some(b)));
+}
+
 fn scan_frames(data: &[u8], scan: &mut SegmentScan, counts: &mut TypeCounts) {
-    let mut r = SegmentReader::new(data);
+    let mut bufs = take_buffers();
+    // Only offsets and counts are needed here: no need to copy split records together.
+    let mut r =
+        SegmentReader::with_buffer(data, std::mem::take(&mut bufs.assembly)).skip_payloads();
     while let Some(ev) = r.next() {
         match ev {
             Event::Record(rec) => {
@@ -236,6 +289,8 @@ fn scan_frames(data: &[u8], scan: &mut SegmentScan, counts: &mut TypeCounts) {
             Event::Problem(p) => add_problem(scan, p, &Stats::default()),
         }
     }
+    bufs.assembly = r.into_buffer();
+    give_back(bufs);
 }
 
 fn scan_records(
@@ -251,17 +306,24 @@ fn scan_records(
     let mut unknown = UnknownRefs::default();
     let mut ignored: Vec<(u8, TypeNote)> = Vec::new();
     let mut last_end = 0;
+    let mut bufs = take_buffers();
     {
         let mut col = Collector {
             stats: &mut stats,
-            local: RefSet::new(),
+            local: std::mem::take(&mut bufs.local),
             defined: &mut defined,
             used_undefined: &mut used_undefined,
             known_before,
             unknown: &mut unknown,
             unknown_seen: RefSet::new(),
+            min_t: i64::MAX,
+            max_t: i64::MIN,
         };
-        let mut r = RecordReader::new(data);
+        let mut r = RecordReader::with_buffers(
+            data,
+            std::mem::take(&mut bufs.assembly),
+            std::mem::take(&mut bufs.out),
+        );
         while let Some(ev) = r.next() {
             let rec = match ev {
                 RecordEvent::Problem(p) => {
@@ -330,7 +392,11 @@ fn scan_records(
                 add_problem(scan, p, col.stats);
             }
         }
+        col.finish();
+        (bufs.assembly, bufs.out) = r.into_buffers();
+        bufs.local = col.local;
     }
+    give_back(bufs);
     scan.stats = stats;
     scan.defined = defined;
     scan.used_undefined = used_undefined;

@@ -438,3 +438,28 @@ fn a_failure_at_any_step_then_a_rerun_equals_an_uninterrupted_repair() {
         assert!(n >= 4, "{name}: only {n} operations");
     }
 }
+
+#[test]
+fn prediction_on_a_scratch_copy_matches_the_real_result() {
+    for name in [
+        "with-checkpoint--ckpt-flip",
+        "small-clean--flip-byte",
+        "small-clean--gap",
+    ] {
+        let (_t, data) = copy(name);
+        let before = snapshot(&data);
+        let o = opts(Mode::Salvage);
+        let p = plan(&data, &o).unwrap();
+        let predicted = walfix::repair::predict(&p, &o).unwrap();
+        assert_eq!(snapshot(&data), before, "{name}: predict changed the WAL");
+        let after = execute(&p, &o, &RealFs).unwrap().after;
+        let key = |r: &Report| {
+            r.findings
+                .iter()
+                .map(|f| (f.kind, f.file.clone(), f.segment, f.unknown_refs))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(key(&predicted), key(&after), "{name}");
+        assert_eq!(predicted.totals, after.totals, "{name}");
+    }
+}
