@@ -983,7 +983,7 @@ fn kind_of(path: &Path) -> LogKind {
 }
 
 fn pad_to_page(bytes: &mut Vec<u8>) {
-    if bytes.len() % PAGE_SIZE != 0 {
+    if !bytes.len().is_multiple_of(PAGE_SIZE) {
         bytes.resize(bytes.len() + PAGE_SIZE - bytes.len() % PAGE_SIZE, 0);
     }
 }
