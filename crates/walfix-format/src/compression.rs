@@ -56,6 +56,16 @@ pub fn decompress(
 const SNAPPY_MAX_RATIO: u64 = 22;
 
 fn snappy(input: &[u8], out: &mut Vec<u8>) -> Result<(), DecompressError> {
+    let n = snappy_into(input, out)?;
+    out.truncate(n);
+    Ok(())
+}
+
+/// Snappy-decodes `input` into `out[..n]` and returns `n`, with the same checks and errors as
+/// [`decompress`]. `out` is only ever lengthened (zero-filling just the new bytes), never
+/// cleared, so a buffer reused record after record is not zeroed again each time; bytes past
+/// `n` are left over from earlier records.
+pub(crate) fn snappy_into(input: &[u8], out: &mut Vec<u8>) -> Result<usize, DecompressError> {
     let claimed = snap::raw::decompress_len(input)
         .map_err(|e| DecompressError::Snappy(e.to_string()))? as u64;
     if claimed > (input.len() as u64).saturating_mul(SNAPPY_MAX_RATIO) + 64
@@ -67,12 +77,13 @@ fn snappy(input: &[u8], out: &mut Vec<u8>) -> Result<(), DecompressError> {
             claimed,
         });
     }
-    out.resize(claimed as usize, 0);
-    let n = snap::raw::Decoder::new()
-        .decompress(input, out)
-        .map_err(|e| DecompressError::Snappy(e.to_string()))?;
-    out.truncate(n);
-    Ok(())
+    let claimed = claimed as usize;
+    if out.len() < claimed {
+        out.resize(claimed, 0);
+    }
+    snap::raw::Decoder::new()
+        .decompress(input, &mut out[..claimed])
+        .map_err(|e| DecompressError::Snappy(e.to_string()))
 }
 
 fn zstd_frame(input: &[u8], out: &mut Vec<u8>) -> Result<(), DecompressError> {

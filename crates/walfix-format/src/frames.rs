@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use crate::compression::{decompress, DecompressError};
+use crate::compression::{decompress, snappy_into, DecompressError};
 use crate::crc::{crc32c, crc32c_with_zeros};
 use crate::fragment::{
     padded_len, page_start, Compression, FragmentHeader, FragmentType, HEADER_SIZE,
@@ -274,6 +274,8 @@ pub struct SegmentReader<'a> {
     zero_run: Option<usize>,
     records: u64,
     buf: Vec<u8>,
+    /// False: records split over fragments are not copied together (see `skip_payloads`).
+    assemble: bool,
     pending: VecDeque<Problem>,
     done: bool,
 }
@@ -296,9 +298,19 @@ impl<'a> SegmentReader<'a> {
             zero_run: None,
             records: 0,
             buf,
+            assemble: true,
             pending: VecDeque::new(),
             done: false,
         }
+    }
+
+    /// For callers that only need framing (offsets, counts, problems): records are not copied
+    /// together from their fragments, so the `payload` of a record split over pages (or of one
+    /// running into the virtual padding of a torn file) comes back empty. Everything else,
+    /// problems included, is exactly as without it. Saves one copy of most of the segment.
+    pub fn skip_payloads(mut self) -> Self {
+        self.assemble = false;
+        self
     }
 
     /// Gives back the internal buffer for reuse.
@@ -686,6 +698,9 @@ impl<'a> SegmentReader<'a> {
     }
 
     fn fill_buf(&mut self, real: &[u8], zeros: usize, reset: bool) {
+        if !self.assemble {
+            return;
+        }
         if reset {
             self.buf.clear();
         }
@@ -813,15 +828,20 @@ impl<'a> RecordReader<'a> {
                 data: raw.payload,
             }));
         }
-        match decompress(compression, raw.payload, &mut self.out) {
-            Ok(()) => Some(RecordEvent::Record(Record {
+        // Snappy decodes into the front of a buffer that only grows (no zero-fill per record).
+        let res = match compression {
+            Compression::Snappy => snappy_into(raw.payload, &mut self.out),
+            _ => decompress(compression, raw.payload, &mut self.out).map(|()| self.out.len()),
+        };
+        match res {
+            Ok(n) => Some(RecordEvent::Record(Record {
                 offset,
                 end,
                 index,
                 fragments,
                 compression,
                 stored_len,
-                data: &self.out,
+                data: self.out.get(..n).unwrap_or_default(),
             })),
             Err(e) => {
                 let message = e.to_string();

@@ -2,7 +2,7 @@
 
 use super::histogram::{parse_body, HistogramBody, CUSTOM_BUCKETS_SCHEMA};
 use super::pairs::{Labels, MetadataFields};
-use super::primitives::{Decoder, Result};
+use super::primitives::{unzigzag, Decoder, Result};
 use super::{DecodeError, DecodeErrorKind, RecordType};
 
 /// Receives the entries of a record from [`visit`]. Every method defaults to doing nothing.
@@ -192,7 +192,7 @@ pub fn visit(rec: &[u8], v: &mut impl Visitor) -> std::result::Result<RecordType
     let mut d = Decoder::new(rec, 1, Some(t));
     match t {
         RecordType::Series => series(&mut d, v),
-        RecordType::Samples => samples_v1(&mut d, v),
+        RecordType::Samples => samples_v1(rec, &mut d, v),
         RecordType::SamplesV2 => samples_v2(&mut d, v),
         RecordType::Tombstones => tombstones(&mut d, v),
         RecordType::Exemplars => exemplars(&mut d, v),
@@ -267,11 +267,92 @@ fn series<V: Visitor>(d: &mut Decoder<'_>, v: &mut V) -> Result<()> {
     })
 }
 
-fn samples_v1<V: Visitor>(d: &mut Decoder<'_>, v: &mut V) -> Result<()> {
-    let Some(base) = v1_base(d)? else {
+/// Longest V1 samples entry: a 10-byte ref delta, a 10-byte t delta and an f64.
+const MAX_V1_SAMPLE: usize = 28;
+
+/// A uvarint from the front of `b`, which holds at least 10 bytes, so no length check is needed;
+/// `None` for a 10-byte encoding Go rejects (the checked path then reports it).
+#[inline(always)]
+fn uvarint_unchecked(b: &[u8; 10]) -> Option<(u64, usize)> {
+    // Ref deltas of a scrape are mostly 2-3 bytes and t deltas 1 byte: unrolled up to 3.
+    let b0 = u64::from(b[0]);
+    if b0 < 0x80 {
+        return Some((b0, 1));
+    }
+    let b1 = u64::from(b[1]);
+    if b1 < 0x80 {
+        return Some((b0 & 0x7f | b1 << 7, 2));
+    }
+    let b2 = u64::from(b[2]);
+    if b2 < 0x80 {
+        return Some((b0 & 0x7f | (b1 & 0x7f) << 7 | b2 << 14, 3));
+    }
+    let mut x = b0 & 0x7f | (b1 & 0x7f) << 7 | (b2 & 0x7f) << 14;
+    let mut i = 3;
+    while i < 10 {
+        let byte = b[i];
+        if byte < 0x80 {
+            if i == 9 && byte > 1 {
+                return None;
+            }
+            return Some((x | u64::from(byte) << (7 * i), i + 1));
+        }
+        x |= u64::from(byte & 0x7f) << (7 * i);
+        i += 1;
+    }
+    None
+}
+
+/// Decodes the V1 samples of `rec` from `d`. The hot path of a check: while at least one
+/// longest entry's worth of bytes is left, entries are read without per-field length checks
+/// (none can fail); the last few entries, and anything odd, go through the checked [`Decoder`],
+/// which reports errors with the same offsets and fields as before.
+fn samples_v1<V: Visitor>(rec: &[u8], d: &mut Decoder<'_>, v: &mut V) -> Result<()> {
+    let Some((base_ref, base_t)) = v1_base(d)? else {
         return Ok(());
     };
-    each_entry(d, |d, _| {
+    let mut pos = d.pos();
+    let mut entry = 0;
+    while let Some(chunk) = rec
+        .get(pos..)
+        .and_then(|r| r.first_chunk::<MAX_V1_SAMPLE>())
+    {
+        let Some((dref, n1)) = chunk.first_chunk::<10>().and_then(uvarint_unchecked) else {
+            break;
+        };
+        let Some((dt, n2)) = chunk
+            .get(n1..)
+            .and_then(|c| c.first_chunk::<10>())
+            .and_then(uvarint_unchecked)
+        else {
+            break;
+        };
+        let Some(value) = chunk.get(n1 + n2..).and_then(|c| c.first_chunk::<8>()) else {
+            break;
+        };
+        v.sample(&Sample {
+            series_ref: base_ref.wrapping_add(unzigzag(dref) as u64),
+            t: base_t.wrapping_add(unzigzag(dt)),
+            st: 0,
+            v: f64::from_bits(u64::from_be_bytes(*value)),
+        });
+        pos += n1 + n2 + 8;
+        entry += 1;
+    }
+    let mut d = Decoder::new(rec, pos, Some(RecordType::Samples));
+    samples_v1_checked(&mut d, (base_ref, base_t), entry, v)
+}
+
+fn samples_v1_checked<V: Visitor>(
+    d: &mut Decoder<'_>,
+    base: (u64, i64),
+    first_entry: usize,
+    v: &mut V,
+) -> Result<()> {
+    let mut i = first_entry;
+    while !d.is_empty() {
+        d.set_entry(i);
+        i += 1;
         let (series_ref, t) = v1_head(d, base)?;
         let value = d.f64("f64 value")?;
         v.sample(&Sample {
@@ -280,8 +361,8 @@ fn samples_v1<V: Visitor>(d: &mut Decoder<'_>, v: &mut V) -> Result<()> {
             st: 0,
             v: value,
         });
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 /// Ref, t and st of one entry of a V2 record.
@@ -455,4 +536,104 @@ fn histograms_v2<V: Visitor>(d: &mut Decoder<'_>, t: RecordType, v: &mut V) -> R
         v.histogram(&histogram_sample(d, t, (head.series_ref, head.t, head.st))?);
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[derive(Default, PartialEq, Debug)]
+    struct Seen(Vec<(u64, i64, u64)>);
+
+    impl Visitor for Seen {
+        fn sample(&mut self, s: &Sample) {
+            self.0.push((s.series_ref, s.t, s.v.to_bits()));
+        }
+    }
+
+    /// The reference: every entry through the checked decoder.
+    fn checked(rec: &[u8]) -> (std::result::Result<(), DecodeError>, Seen) {
+        let mut seen = Seen::default();
+        let mut d = Decoder::new(rec, 1, Some(RecordType::Samples));
+        let res = match v1_base(&mut d) {
+            Ok(Some(base)) => samples_v1_checked(&mut d, base, 0, &mut seen),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        (res, seen)
+    }
+
+    fn put_varint_bytes(out: &mut Vec<u8>, x: u64, extra: usize) {
+        // `extra` continuation bytes of zeros make a non-minimal (still valid) encoding.
+        let mut x = x;
+        while x >= 0x80 {
+            out.push(x as u8 | 0x80);
+            x >>= 7;
+        }
+        if extra > 0 && out.len() < 9 {
+            out.push(x as u8 | 0x80);
+            for _ in 1..extra {
+                out.push(0x80);
+            }
+            out.push(0);
+        } else {
+            out.push(x as u8);
+        }
+    }
+
+    #[test]
+    fn fast_path_matches_checked_decoder() {
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for case in 0..3000 {
+            let mut rec = vec![RecordType::Samples as u8];
+            rec.extend_from_slice(&(next() % 1000).to_be_bytes());
+            rec.extend_from_slice(&(1_700_000_000_000u64 + next()).to_be_bytes());
+            let n = next() % 40;
+            for _ in 0..n {
+                for _ in 0..2 {
+                    let mut v = Vec::new();
+                    let big = next() % 8 == 0;
+                    let x = if big {
+                        next() << 31 | next()
+                    } else {
+                        next() % 300_000
+                    };
+                    put_varint_bytes(&mut v, x, if next() % 10 == 0 { 2 } else { 0 });
+                    rec.extend_from_slice(&v);
+                }
+                rec.extend_from_slice(&next().to_be_bytes());
+            }
+            // Damage: overlong varints (10th byte > 1, 11 bytes), flipped bytes, truncation.
+            match case % 5 {
+                1 if rec.len() > 17 => {
+                    let at = 17 + (next() as usize) % (rec.len() - 17);
+                    rec.splice(at..at, [0xff; 9].iter().copied().chain([2u8]));
+                }
+                2 if rec.len() > 17 => {
+                    let at = 17 + (next() as usize) % (rec.len() - 17);
+                    rec.splice(at..at, [0x80; 11]);
+                }
+                3 if rec.len() > 17 => {
+                    let at = 17 + (next() as usize) % (rec.len() - 17);
+                    rec[at] ^= 1 << (next() % 8);
+                }
+                4 => {
+                    let cut = (next() as usize) % (rec.len() + 1);
+                    rec.truncate(cut.max(1));
+                }
+                _ => {}
+            }
+            let mut fast = Seen::default();
+            let got = visit(&rec, &mut fast).map(|_| ());
+            let (want, slow) = checked(&rec);
+            assert_eq!(got, want, "case {case}: {rec:02x?}");
+            assert_eq!(fast, slow, "case {case}");
+        }
+    }
 }
