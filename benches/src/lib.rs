@@ -92,7 +92,7 @@ impl SegmentSpec {
 
 /// `32MiB`, `512KiB`, `17B`: sizes in benchmark ids.
 pub fn human_size(n: u64) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{}MiB", n >> 20)
     } else if n >= 1 << 20 {
         format!("{:.1}MiB", n as f64 / (1 << 20) as f64)
