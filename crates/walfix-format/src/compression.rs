@@ -86,6 +86,70 @@ pub(crate) fn snappy_into(input: &[u8], out: &mut Vec<u8>) -> Result<usize, Deco
         .map_err(|e| DecompressError::Snappy(e.to_string()))
 }
 
+/// A zstd decompression context kept across records (creating one per record costs more than
+/// decoding a small record).
+pub(crate) struct ZstdContext {
+    dec: zstd::stream::raw::Decoder<'static>,
+}
+
+impl ZstdContext {
+    pub(crate) fn new() -> Result<Self, DecompressError> {
+        Ok(ZstdContext {
+            dec: zstd::stream::raw::Decoder::new()
+                .map_err(|e| DecompressError::Zstd(e.to_string()))?,
+        })
+    }
+
+    /// Decodes one frame into `out[..n]` and returns `n`. Like [`snappy_into`], `out` only grows
+    /// (doubling with the output really produced, never with what the frame header claims), and
+    /// bytes past `n` are left over from earlier records.
+    pub(crate) fn decode_into(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<usize, DecompressError> {
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+        let err = |e: std::io::Error| DecompressError::Zstd(e.to_string());
+        self.dec.reinit().map_err(err)?;
+        let mut inb = InBuffer::around(input);
+        let mut filled = 0usize;
+        loop {
+            if out.len() - filled < 32 * 1024 {
+                let want = (out.len() * 2)
+                    .max(filled + 64 * 1024)
+                    .min(MAX_RECORD_SIZE + 1);
+                if want <= out.len() {
+                    return Err(DecompressError::TooLarge {
+                        codec: "zstd",
+                        input: input.len(),
+                        claimed: filled as u64,
+                    });
+                }
+                out.resize(want, 0);
+            }
+            let mut outb = OutBuffer::around(&mut out[filled..]);
+            let hint = self.dec.run(&mut inb, &mut outb).map_err(err)?;
+            let produced = outb.pos();
+            filled += produced;
+            if hint == 0 {
+                break;
+            }
+            if inb.pos() == input.len() && produced == 0 {
+                return Err(DecompressError::Zstd(
+                    "frame ends before its last block".to_string(),
+                ));
+            }
+        }
+        if inb.pos() != input.len() {
+            return Err(DecompressError::Zstd(format!(
+                "{} bytes after the end of the frame",
+                input.len() - inb.pos()
+            )));
+        }
+        Ok(filled)
+    }
+}
+
 fn zstd_frame(input: &[u8], out: &mut Vec<u8>) -> Result<(), DecompressError> {
     use std::io::Read;
     // Stream the frame so memory grows with what the input really produces, never with the

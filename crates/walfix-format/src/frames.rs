@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use crate::compression::{decompress, snappy_into, DecompressError};
+use crate::compression::{decompress, snappy_into, DecompressError, ZstdContext};
 use crate::crc::{crc32c, crc32c_with_zeros};
 use crate::fragment::{
     padded_len, page_start, Compression, FragmentHeader, FragmentType, HEADER_SIZE,
@@ -773,6 +773,7 @@ pub enum RecordEvent<'a> {
 pub struct RecordReader<'a> {
     frames: SegmentReader<'a>,
     out: Vec<u8>,
+    zstd: Option<ZstdContext>,
 }
 
 impl<'a> RecordReader<'a> {
@@ -781,6 +782,7 @@ impl<'a> RecordReader<'a> {
         RecordReader {
             frames: SegmentReader::new(data),
             out: Vec::new(),
+            zstd: None,
         }
     }
 
@@ -789,6 +791,7 @@ impl<'a> RecordReader<'a> {
         RecordReader {
             frames: SegmentReader::with_buffer(data, assembly),
             out,
+            zstd: None,
         }
     }
 
@@ -829,8 +832,20 @@ impl<'a> RecordReader<'a> {
             }));
         }
         // Snappy decodes into the front of a buffer that only grows (no zero-fill per record).
+        // zstd likewise, with one context per reader.
         let res = match compression {
             Compression::Snappy => snappy_into(raw.payload, &mut self.out),
+            Compression::Zstd => {
+                let ctx = match self.zstd.take() {
+                    Some(c) => Ok(c),
+                    None => ZstdContext::new(),
+                };
+                ctx.and_then(|mut c| {
+                    let r = c.decode_into(raw.payload, &mut self.out);
+                    self.zstd = Some(c);
+                    r
+                })
+            }
             _ => decompress(compression, raw.payload, &mut self.out).map(|()| self.out.len()),
         };
         match res {
