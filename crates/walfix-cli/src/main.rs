@@ -1,5 +1,6 @@
 //! `walfix`: check Prometheus write-ahead logs.
 
+mod estimate_cmd;
 mod human;
 mod jsonl;
 mod repair_cmd;
@@ -33,6 +34,7 @@ enum Command {
     /// Repair a WAL offline: plan from a full check, back up every removed byte, write atomically.
     #[command(after_help = repair_cmd::EXIT_CODES)]
     Repair(repair_cmd::RepairArgs),
+    Estimate(estimate_cmd::EstimateArgs),
 }
 
 #[derive(clap::Args)]
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => run_check(args),
         Command::Repair(args) => repair_cmd::run(args),
+        Command::Estimate(args) => estimate_cmd::run(args),
     }
 }
 

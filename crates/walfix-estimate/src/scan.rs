@@ -1,0 +1,823 @@
+//! One streaming pass over the logs, in Prometheus's replay order, gathering the inputs of the
+//! memory model.
+//!
+//! The walk is `walfix`'s: [`walfix::layout::discover`], [`walfix::mmap::SegmentData`] (filled
+//! a window at a time, see `read_windows`), [`walfix_format::frames::RecordReader`] and
+//! [`walfix_format::record::visit`] with our own [`Visitor`]. Order follows `walfix::check` (and Prometheus's `Head.Init`): the highest
+//! checkpoint, then the WAL segments numbered above it (segments it covers are skipped), then
+//! the WBL. Records of types Prometheus does not replay in that log are skipped; damaged
+//! records are counted and skipped (Prometheus would stop at the first one: run `walfix check`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use serde::Serialize;
+use walfix::layout::{discover, Layout, Log, WalFlavor};
+use walfix::mmap::SegmentData;
+use walfix_format::fragment::{page_start, PAGE_SIZE};
+use walfix_format::frames::{RecordEvent, RecordReader};
+use walfix_format::record::{
+    self, Acceptance, Exemplar, HistogramSample, Labels, LogKind, Metadata, MmapMarker, RecordType,
+    Sample, Series, Tombstone, Visitor, STALE_NAN_BITS,
+};
+
+use crate::golang::{self, Tiny};
+use crate::table::SeriesTable;
+use crate::xor::{Appended, ChunkRules};
+
+const HAS_SAMPLE: u8 = 1;
+const HAS_FLOAT: u8 = 2;
+const HAS_HISTOGRAM: u8 = 4;
+const LAST_STALE: u8 = 8;
+const HAS_EXEMPLAR: u8 = 16;
+const HAS_METADATA: u8 = 32;
+const IN_WBL: u8 = 64;
+
+/// Label names and metric names tracked by name; more are counted under "(other)".
+const MAX_NAMES: usize = 10_000;
+const MAX_METRICS: usize = 100_000;
+/// Example values kept per churning label name.
+const EXAMPLES: usize = 3;
+/// Hours of creation and end counts kept (later ones are counted in the last).
+const MAX_HOURS: usize = 72;
+
+/// How to read the logs.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// Server or agent WAL.
+    pub flavor: WalFlavor,
+    /// How the Prometheus version cuts head chunks.
+    pub rules: ChunkRules,
+    /// Series first seen within this many ms of the first sample were there from the start
+    /// (not churn). `None`: twice the scrape interval seen in the WAL, at least 30 s and at most
+    /// 5 minutes.
+    pub warmup_ms: Option<i64>,
+    /// A series is active at the end if it has a sample within this many ms of the last one
+    /// and that sample is not a staleness marker (5 minutes: the lookback delta).
+    pub lookback_ms: i64,
+    /// Bytes read at a time ([`DEFAULT_WINDOW`]); memory stays bounded by this and the largest
+    /// record, not by the segment size.
+    pub window_bytes: usize,
+}
+
+/// Series created in one hour of the WAL.
+#[derive(Clone, Debug, Serialize)]
+pub struct HourBucket {
+    /// Start of the hour (ms since the epoch), counted from the first sample.
+    pub start_ms: i64,
+    /// Series whose first sample falls in this hour.
+    pub created: u64,
+    /// Series whose last sample falls in this hour and that are not active at the end.
+    pub ended: u64,
+}
+
+/// Series created per metric name.
+#[derive(Clone, Debug, Serialize)]
+pub struct MetricChurn {
+    /// Metric name (`__name__`), or `(other)` beyond the tracked names.
+    pub name: String,
+    /// Distinct series.
+    pub series: u64,
+    /// Of those, created after the warm-up (churn).
+    pub created_after_start: u64,
+}
+
+/// What one label name contributes.
+#[derive(Clone, Debug, Serialize)]
+pub struct LabelChurn {
+    /// Label name, or `(other)`.
+    pub name: String,
+    /// Distinct series carrying it.
+    pub series: u64,
+    /// Distinct values.
+    pub values: u64,
+    /// Values first seen after the warm-up: the label's churn.
+    pub values_after_start: u64,
+    /// Series created after the warm-up carrying it.
+    pub series_after_start: u64,
+    /// A few of the values first seen after the warm-up.
+    pub examples: Vec<String>,
+}
+
+/// Everything the model needs, from one pass. Counts are over what Prometheus replays.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Inputs {
+    /// Segment files read (checkpoint, WAL after it, WBL).
+    pub segments: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Records read.
+    pub records: u64,
+    /// Framing, decompression or decoding problems met (`walfix check` says what they mean).
+    pub problems: u64,
+    /// Index of the checkpoint replayed first, if any.
+    pub checkpoint: Option<u64>,
+    /// WAL segments skipped because the checkpoint covers them.
+    pub covered_segments: u64,
+
+    /// Series entries read, duplicates included.
+    pub series_entries: u64,
+    /// Distinct label sets: the series Prometheus creates on replay.
+    pub series: u64,
+    /// Series entries whose labels were already known under another ref (Prometheus keeps one
+    /// series and maps the ref to it).
+    pub duplicate_refs: u64,
+    /// Series entries repeating a ref already defined with the same labels.
+    pub redeclared_refs: u64,
+    /// Labels over all distinct series.
+    pub labels: u64,
+    /// Bytes of label names and values over all distinct series.
+    pub label_bytes: u64,
+    /// Distinct label names.
+    pub label_names: u64,
+    /// Distinct (name, value) pairs (= postings lists).
+    pub label_pairs: u64,
+    /// Heap of the label sets with `[]Label` layout (2.42, distro builds of 2.53): the slice plus
+    /// one string per name and value, tiny allocator simulated.
+    pub labels_heap_slice: u64,
+    /// Heap of the label sets with the single-string layout (3.x, official 2.44+ builds).
+    pub labels_heap_string: u64,
+    /// Postings list lengths: list length -> number of (name, value) pairs with that length.
+    pub postings_lengths: BTreeMap<u64, u64>,
+    /// Distinct values per label name: value count -> number of names.
+    pub values_per_name: BTreeMap<u64, u64>,
+
+    /// Records holding float or histogram samples.
+    pub sample_records: u64,
+    /// Most samples in one such record.
+    pub max_record_samples: u64,
+    /// Float samples, staleness markers included.
+    pub float_samples: u64,
+    /// Staleness markers.
+    pub stale_markers: u64,
+    /// Histogram samples (integer and float).
+    pub histogram_samples: u64,
+    /// Bytes of histogram bodies (as stored in the WAL).
+    pub histogram_body_bytes: u64,
+    /// Exemplars.
+    pub exemplars: u64,
+    /// Metadata entries.
+    pub metadata: u64,
+    /// Bytes of metadata unit and help strings.
+    pub metadata_bytes: u64,
+    /// Tombstone intervals.
+    pub tombstones: u64,
+    /// WBL (out-of-order) samples and histograms.
+    pub wbl_samples: u64,
+    /// Samples, histograms, exemplars and metadata whose ref no series record defined.
+    pub unknown_ref_entries: u64,
+    /// Samples Prometheus drops as out of order on replay (timestamp not after the last one).
+    pub out_of_order_dropped: u64,
+    /// First and last sample time (ms).
+    pub min_time: Option<i64>,
+    /// Last sample time (ms).
+    pub max_time: Option<i64>,
+
+    /// Series with float samples.
+    pub float_series: u64,
+    /// Series with histogram samples.
+    pub histogram_series: u64,
+    /// Series with exemplars.
+    pub exemplar_series: u64,
+    /// Series with metadata.
+    pub metadata_series: u64,
+    /// Series with WBL samples.
+    pub wbl_series: u64,
+    /// Series without any sample.
+    pub series_without_samples: u64,
+
+    /// Open head chunks after replay (one per series with float samples).
+    pub open_chunks: u64,
+    /// Their lengths: bytes -> chunks.
+    pub open_chunk_lengths: BTreeMap<u64, u64>,
+    /// Chunks cut and m-mapped during replay.
+    pub mmapped_chunks: u64,
+    /// M-mapped chunks per series: count -> series.
+    pub mmapped_per_series: BTreeMap<u64, u64>,
+
+    /// Series whose first sample is within the warm-up (or that come from the checkpoint).
+    pub series_at_start: u64,
+    /// Series created after the warm-up: the churn.
+    pub series_created: u64,
+    /// Series not active at the end (last sample older than the lookback, or a staleness marker).
+    pub series_ended: u64,
+    /// Series active at the end.
+    pub active_at_end: u64,
+    /// Span from the first to the last sample, hours.
+    pub span_hours: f64,
+    /// Series created per hour after the warm-up: the churn rate. Measured from the first sample
+    /// to the last creation (churn often comes in waves: a window that ends between two waves
+    /// would otherwise dilute it), but over at least half the WAL (a single wave is not a rate).
+    pub created_per_hour: f64,
+    /// Series ended per hour.
+    pub ended_per_hour: f64,
+    /// Creation and end per hour of the WAL.
+    pub hours: Vec<HourBucket>,
+    /// Metric names with the most series created after the warm-up (top 10), then by series.
+    pub top_metrics: Vec<MetricChurn>,
+    /// Label names by values created after the warm-up (top 10): the labels that churn.
+    pub churning_labels: Vec<LabelChurn>,
+    /// Scrape interval: median gap between the first two samples of a series (first 256).
+    pub scrape_interval_ms: Option<i64>,
+    /// Warm-up used to tell churn from the initial series.
+    pub warmup_ms: i64,
+    /// Bytes the estimator itself held for its per-series tables at the end.
+    pub estimator_table_bytes: u64,
+}
+
+#[derive(Default)]
+struct NameStat {
+    series: u64,
+    values: u64,
+    values_after_start: u64,
+    series_after_start: u64,
+    examples: Vec<String>,
+}
+
+#[derive(Default)]
+struct MetricStat {
+    series: u64,
+    after_start: u64,
+}
+
+struct Collector {
+    rules: ChunkRules,
+    warmup_fixed: Option<i64>,
+    deltas: Vec<u32>,
+    interval_ms: Option<i64>,
+    table: SeriesTable,
+    tiny: Tiny,
+    names: HashMap<Box<[u8]>, (u32, NameStat)>,
+    metrics: HashMap<Box<[u8]>, MetricStat>,
+    pairs: HashMap<u64, u32>,
+    other_name: NameStat,
+    other_metric: MetricStat,
+    /// Latest sample time seen so far: the replay's clock.
+    clock: Option<i64>,
+    /// First sample time seen, seconds: base of `first_s`.
+    base_s: Option<i64>,
+    in_wbl: bool,
+    out: Inputs,
+}
+
+/// Fast, deterministic 64-bit hash of a byte string (FNV-1a with a final mix).
+fn hash_bytes(mut h: u64, b: &[u8]) -> u64 {
+    for &x in b {
+        h = (h ^ x as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn finish(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn pair_hash(name: &[u8], value: &[u8]) -> u64 {
+    let h = hash_bytes(0xcbf2_9ce4_8422_2325, &(name.len() as u32).to_le_bytes());
+    let h = hash_bytes(h, name);
+    let h = hash_bytes(h, &(value.len() as u32).to_le_bytes());
+    finish(hash_bytes(h, value))
+}
+
+fn size_prefix(len: usize) -> u64 {
+    if len < 255 {
+        1
+    } else {
+        4
+    }
+}
+
+impl Collector {
+    fn new(opts: &ScanOptions) -> Self {
+        Collector {
+            rules: opts.rules,
+            warmup_fixed: opts.warmup_ms,
+            deltas: Vec::with_capacity(256),
+            interval_ms: None,
+            table: SeriesTable::default(),
+            tiny: Tiny::default(),
+            names: HashMap::new(),
+            metrics: HashMap::new(),
+            pairs: HashMap::new(),
+            other_name: NameStat::default(),
+            other_metric: MetricStat::default(),
+            clock: None,
+            base_s: None,
+            in_wbl: false,
+            out: Inputs::default(),
+        }
+    }
+
+    fn warmup_ms(&self) -> i64 {
+        if let Some(w) = self.warmup_fixed {
+            return w;
+        }
+        match self.interval_ms {
+            Some(i) => (2 * i).clamp(30_000, 300_000),
+            None => 300_000,
+        }
+    }
+
+    fn after_start(&self) -> bool {
+        match (self.clock, self.base_s) {
+            (Some(c), Some(b)) => c - b * 1000 > self.warmup_ms(),
+            _ => false,
+        }
+    }
+
+    fn note_delta(&mut self, d: i64) {
+        if self.deltas.len() < 256 && d > 0 {
+            self.deltas.push(d.min(u32::MAX as i64) as u32);
+            let n = self.deltas.len();
+            if n == 16 || n == 64 || n == 256 {
+                let mut v = self.deltas.clone();
+                v.sort_unstable();
+                self.interval_ms = Some(v[n / 2] as i64);
+            }
+        }
+    }
+
+    fn new_series(&mut self, labels: &Labels<'_>) {
+        let after = self.after_start();
+        let o = &mut self.out;
+        o.series += 1;
+        o.labels += labels.len() as u64;
+        o.label_bytes += labels.byte_len() as u64;
+        // []Label slice (32 bytes a label) + one string per name and value.
+        let mut slice = golang::alloc(32 * labels.len() as u64);
+        let mut string = 0u64;
+        let mut metric: Option<&[u8]> = None;
+        for (n, v) in labels.iter() {
+            for s in [n, v] {
+                match golang::string_alloc(s.len() as u64) {
+                    Some(b) => slice += b,
+                    None => self.tiny.alloc(s.len() as u64),
+                }
+                string += s.len() as u64 + size_prefix(s.len());
+            }
+            if n == b"__name__" {
+                metric = Some(v);
+            }
+            let ph = pair_hash(n, v);
+            let count = self.pairs.entry(ph).or_insert(0);
+            let new_value = *count == 0;
+            *count = count.saturating_add(1);
+            if self.names.len() < MAX_NAMES && !self.names.contains_key(n) {
+                let id = self.names.len() as u32;
+                self.names.insert(n.into(), (id, NameStat::default()));
+            }
+            let stat = match self.names.get_mut(n) {
+                Some((_, s)) => s,
+                None => &mut self.other_name,
+            };
+            stat.series += 1;
+            if after {
+                stat.series_after_start += 1;
+            }
+            if new_value {
+                stat.values += 1;
+                if after {
+                    stat.values_after_start += 1;
+                    if stat.examples.len() < EXAMPLES {
+                        stat.examples.push(String::from_utf8_lossy(v).into_owned());
+                    }
+                }
+            }
+        }
+        o.labels_heap_slice += slice;
+        o.labels_heap_string += golang::alloc(string);
+        let name = metric.unwrap_or(b"");
+        if self.metrics.len() < MAX_METRICS && !self.metrics.contains_key(name) {
+            self.metrics.insert(name.into(), MetricStat::default());
+        }
+        let stat = match self.metrics.get_mut(name) {
+            Some(s) => s,
+            None => &mut self.other_metric,
+        };
+        stat.series += 1;
+        if after {
+            stat.after_start += 1;
+        }
+    }
+
+    fn tick(&mut self, t: i64) {
+        let o = &mut self.out;
+        o.min_time = Some(o.min_time.map_or(t, |m| m.min(t)));
+        o.max_time = Some(o.max_time.map_or(t, |m| m.max(t)));
+        if self.base_s.is_none() {
+            self.base_s = Some(t.div_euclid(1000));
+        }
+        if self.clock.is_none_or(|c| t > c) {
+            self.clock = Some(t);
+        }
+    }
+
+    fn first_sample(&mut self, idx: u32, t: i64) {
+        let base = self.base_s.unwrap_or(0);
+        let e = self.table.get_mut(idx);
+        if e.c.flags & HAS_SAMPLE == 0 {
+            e.c.flags |= HAS_SAMPLE;
+            let rel = t.div_euclid(1000) - base;
+            e.c.first_s = rel.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        }
+    }
+}
+
+impl Visitor for Collector {
+    fn series(&mut self, s: &Series<'_>) {
+        self.out.series_entries += 1;
+        let mut h: u64 = 0x243f_6a88_85a3_08d3;
+        for (n, v) in s.labels.iter() {
+            h = (h.rotate_left(23) ^ pair_hash(n, v)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        let h = finish(h ^ s.labels.len() as u64);
+        let before = self.table.by_ref(s.series_ref);
+        let (idx, created) = self.table.find_or_insert(h);
+        if created {
+            self.new_series(&s.labels);
+        } else if before == Some(idx) {
+            self.out.redeclared_refs += 1;
+        } else {
+            self.out.duplicate_refs += 1;
+        }
+        self.table.set_ref(s.series_ref, idx);
+    }
+
+    fn sample(&mut self, s: &Sample) {
+        self.out.float_samples += 1;
+        let stale = s.v.to_bits() == STALE_NAN_BITS;
+        if stale {
+            self.out.stale_markers += 1;
+        }
+        if self.in_wbl {
+            self.out.wbl_samples += 1;
+            if let Some(idx) = self.table.by_ref(s.series_ref) {
+                self.table.get_mut(idx).c.flags |= IN_WBL;
+            } else {
+                self.out.unknown_ref_entries += 1;
+            }
+            return;
+        }
+        let Some(idx) = self.table.by_ref(s.series_ref) else {
+            self.out.unknown_ref_entries += 1;
+            return;
+        };
+        self.tick(s.t);
+        self.first_sample(idx, s.t);
+        let rules = self.rules;
+        let e = self.table.get_mut(idx);
+        let second = e.c.n == 1 && e.c.mmapped == 0 && e.c.t != i64::MIN;
+        let prev_t = e.c.t;
+        e.c.flags |= HAS_FLOAT;
+        match e.c.append(s.t, s.v.to_bits(), &rules) {
+            Appended::OutOfOrder => {
+                self.out.out_of_order_dropped += 1;
+                return;
+            }
+            Appended::Cut { mmapped: true } => {
+                e.c.mmapped = e.c.mmapped.saturating_add(1);
+                self.out.mmapped_chunks += 1;
+            }
+            _ => {}
+        }
+        if stale {
+            e.c.flags |= LAST_STALE;
+        } else {
+            e.c.flags &= !LAST_STALE;
+        }
+        if second {
+            self.note_delta(s.t - prev_t);
+        }
+    }
+
+    fn histogram(&mut self, h: &HistogramSample<'_>) {
+        self.out.histogram_samples += 1;
+        self.out.histogram_body_bytes += h.body.len() as u64;
+        let Some(idx) = self.table.by_ref(h.series_ref) else {
+            self.out.unknown_ref_entries += 1;
+            return;
+        };
+        if self.in_wbl {
+            self.out.wbl_samples += 1;
+            self.table.get_mut(idx).c.flags |= IN_WBL;
+            return;
+        }
+        self.tick(h.t);
+        self.first_sample(idx, h.t);
+        let e = self.table.get_mut(idx);
+        e.c.flags |= HAS_HISTOGRAM;
+        // The float chunk state keeps the last timestamp, for "active at the end".
+        if e.c.t < h.t {
+            e.c.t = h.t;
+        }
+    }
+
+    fn exemplar(&mut self, ex: &Exemplar<'_>) {
+        self.out.exemplars += 1;
+        match self.table.by_ref(ex.series_ref) {
+            Some(idx) => self.table.get_mut(idx).c.flags |= HAS_EXEMPLAR,
+            None => self.out.unknown_ref_entries += 1,
+        }
+    }
+
+    fn metadata(&mut self, m: &Metadata<'_>) {
+        self.out.metadata += 1;
+        self.out.metadata_bytes += (m.unit.len() + m.help.len()) as u64;
+        match self.table.by_ref(m.series_ref) {
+            Some(idx) => self.table.get_mut(idx).c.flags |= HAS_METADATA,
+            None => self.out.unknown_ref_entries += 1,
+        }
+    }
+
+    fn tombstone(&mut self, _t: &Tombstone) {
+        self.out.tombstones += 1;
+    }
+
+    fn mmap_marker(&mut self, _m: &MmapMarker) {}
+}
+
+/// Reads the logs under `path` (a data dir, a `wal/` dir, ...) in replay order.
+pub fn scan_path(path: &Path, opts: &ScanOptions) -> io::Result<Inputs> {
+    let layout = discover(path, opts.flavor)?;
+    scan_layout(&layout, opts)
+}
+
+/// Reads an already discovered layout in replay order.
+pub fn scan_layout(layout: &Layout, opts: &ScanOptions) -> io::Result<Inputs> {
+    let mut col = Collector::new(opts);
+    let mut bufs = (Vec::new(), Vec::new());
+    for log in &layout.logs {
+        let covered = log.checkpoint.as_ref().map(|c| c.index);
+        if let Some(ck) = &log.checkpoint {
+            col.out.checkpoint = Some(ck.index);
+            read_log(&ck.log, None, opts.window_bytes, &mut col, &mut bufs)?;
+        }
+        col.in_wbl = log.kind == LogKind::Wbl;
+        read_log(log, covered, opts.window_bytes, &mut col, &mut bufs)?;
+        col.in_wbl = false;
+    }
+    Ok(finish_inputs(col, opts))
+}
+
+/// Bytes read at a time by default. Records never cross segments but can cross windows: a window
+/// ends after its last whole record and the next one starts at that record's end's page.
+pub const DEFAULT_WINDOW: usize = 4 << 20;
+
+fn read_log(
+    log: &Log,
+    covered_upto: Option<u64>,
+    window: usize,
+    col: &mut Collector,
+    bufs: &mut (Vec<u8>, Vec<u8>),
+) -> io::Result<()> {
+    for seg in &log.segments {
+        if covered_upto.is_some_and(|n| seg.index <= n) {
+            col.out.covered_segments += 1;
+            continue;
+        }
+        if seg.is_dir {
+            return Err(io::Error::other(format!(
+                "{}: segment is a directory",
+                seg.path.display()
+            )));
+        }
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", seg.path.display()));
+        let mut file = File::open(&seg.path).map_err(named)?;
+        let len = file.metadata().map_err(named)?.len() as usize;
+        col.out.segments += 1;
+        col.out.bytes += len as u64;
+        read_windows(&mut file, len, log.kind, window, col, bufs).map_err(named)?;
+    }
+    Ok(())
+}
+
+/// Reads one segment a window at a time, so that memory stays bounded by the window and the
+/// largest record instead of the segment (up to 128 MiB), resident or mapped.
+///
+/// Each window starts on a page boundary, as `SegmentReader` needs. A window after the first
+/// starts inside the page where the last whole record ended: records before that point are
+/// skipped (already seen), and the orphan fragment the window may open with is a problem of the
+/// cut, not of the segment. The record cut at a window's end is read again by the next window.
+fn read_windows(
+    file: &mut File,
+    len: usize,
+    kind: LogKind,
+    base_window: usize,
+    col: &mut Collector,
+    bufs: &mut (Vec<u8>, Vec<u8>),
+) -> io::Result<()> {
+    let mut start = 0usize;
+    let mut cursor = 0usize;
+    let base_window = base_window.max(PAGE_SIZE);
+    let mut window = base_window;
+    let mut problems: Vec<usize> = Vec::new();
+    while start < len {
+        let take = window.min(len - start);
+        let last = start + take == len;
+        let mut buf = vec![0u8; take];
+        file.seek(SeekFrom::Start(start as u64))?;
+        file.read_exact(&mut buf)?;
+        let data = SegmentData::from_vec(buf);
+        let mut end = cursor;
+        problems.clear();
+        let (a, b) = std::mem::take(bufs);
+        let mut r = RecordReader::with_buffers(&data, a, b);
+        while let Some(ev) = r.next() {
+            let rec = match ev {
+                RecordEvent::Problem(p) => {
+                    if p.is_error() && start + p.offset >= cursor {
+                        problems.push(start + p.offset);
+                    }
+                    continue;
+                }
+                RecordEvent::Record(rec) => rec,
+            };
+            if start + rec.offset < cursor {
+                continue;
+            }
+            end = start + rec.end;
+            col.record(kind, rec.data);
+        }
+        *bufs = r.into_buffers();
+        // Problems between whole records are real; those after the last one are the cut,
+        // unless this window reaches the end of the segment.
+        col.out.problems += problems.iter().filter(|&&o| last || o < end).count() as u64;
+        if last {
+            break;
+        }
+        if end == cursor {
+            // Not one whole record in the window: widen it.
+            window = window.saturating_mul(2);
+            continue;
+        }
+        cursor = end;
+        start = page_start(cursor);
+        window = base_window;
+    }
+    Ok(())
+}
+
+impl Collector {
+    /// One decompressed record.
+    fn record(&mut self, kind: LogKind, data: &[u8]) {
+        self.out.records += 1;
+        let Some(&tb) = data.first() else {
+            return;
+        };
+        match kind.accepts(RecordType::from_u8(tb)) {
+            Acceptance::Expected => {}
+            _ => return,
+        }
+        if record::validate(data).is_err() {
+            // Prometheus rejects the whole record.
+            self.out.problems += 1;
+            return;
+        }
+        let before = self.out.float_samples + self.out.histogram_samples;
+        let _ = record::visit(data, self);
+        let n = self.out.float_samples + self.out.histogram_samples - before;
+        if n > 0 {
+            self.out.sample_records += 1;
+            self.out.max_record_samples = self.out.max_record_samples.max(n);
+        }
+    }
+}
+
+fn finish_inputs(mut col: Collector, opts: &ScanOptions) -> Inputs {
+    let warmup_ms = col.warmup_ms();
+    let mut o = std::mem::take(&mut col.out);
+    o.scrape_interval_ms = col.interval_ms;
+    o.warmup_ms = warmup_ms;
+    // Tiny-allocator blocks of the short label strings (slice layout).
+    o.labels_heap_slice += col.tiny.blocks * 16;
+    o.label_names = col.names.len() as u64 + (col.other_name.series > 0) as u64;
+    o.label_pairs = col.pairs.len() as u64;
+    for &c in col.pairs.values() {
+        *o.postings_lengths.entry(c as u64).or_default() += 1;
+    }
+    for (_, s) in col.names.values() {
+        *o.values_per_name.entry(s.values).or_default() += 1;
+    }
+    let max_t = o.max_time.unwrap_or(0);
+    let min_t = o.min_time.unwrap_or(0);
+    let base_s = col.base_s.unwrap_or(0);
+    let hour_of = |t_ms: i64| ((t_ms - min_t).max(0) / 3_600_000) as usize;
+    // A WAL holds hours; stray timestamps far apart would make millions of buckets.
+    let n_hours = (hour_of(max_t) + 1).min(MAX_HOURS);
+    let mut hours: Vec<HourBucket> = (0..n_hours)
+        .map(|h| HourBucket {
+            start_ms: min_t + h as i64 * 3_600_000,
+            created: 0,
+            ended: 0,
+        })
+        .collect();
+    let mut last_creation = min_t;
+    for e in col.table.iter() {
+        let c = &e.c;
+        let f = c.flags;
+        if f & HAS_SAMPLE == 0 {
+            o.series_without_samples += 1;
+            o.series_at_start += 1;
+            o.series_ended += 1;
+            continue;
+        }
+        if f & HAS_FLOAT != 0 {
+            o.float_series += 1;
+            if c.n > 0 {
+                o.open_chunks += 1;
+                *o.open_chunk_lengths.entry(c.chunk_len()).or_default() += 1;
+            }
+        }
+        if f & HAS_HISTOGRAM != 0 {
+            o.histogram_series += 1;
+        }
+        if f & HAS_EXEMPLAR != 0 {
+            o.exemplar_series += 1;
+        }
+        if f & HAS_METADATA != 0 {
+            o.metadata_series += 1;
+        }
+        if f & IN_WBL != 0 {
+            o.wbl_series += 1;
+        }
+        *o.mmapped_per_series.entry(c.mmapped as u64).or_default() += 1;
+        let first_ms = (base_s + c.first_s as i64) * 1000;
+        if first_ms - min_t <= warmup_ms {
+            o.series_at_start += 1;
+        } else {
+            o.series_created += 1;
+            last_creation = last_creation.max(first_ms);
+            hours[hour_of(first_ms).min(n_hours - 1)].created += 1;
+        }
+        let active = c.t >= max_t - opts.lookback_ms && f & LAST_STALE == 0;
+        if active {
+            o.active_at_end += 1;
+        } else {
+            o.series_ended += 1;
+            hours[hour_of(c.t).min(n_hours - 1)].ended += 1;
+        }
+    }
+    o.hours = hours;
+    let span_ms = (max_t - min_t).max(0);
+    o.span_hours = span_ms as f64 / 3_600_000.0;
+    let half = (span_ms - warmup_ms).max(0) / 2;
+    let churn_ms = (last_creation - min_t).max(half);
+    if churn_ms > 0 {
+        o.created_per_hour = o.series_created as f64 * 3_600_000.0 / churn_ms as f64;
+        o.ended_per_hour = o.series_ended.saturating_sub(o.series_without_samples) as f64
+            / (span_ms as f64 / 3_600_000.0).max(1e-9);
+    }
+    let mut metrics: Vec<MetricChurn> = col
+        .metrics
+        .iter()
+        .map(|(n, s)| MetricChurn {
+            name: String::from_utf8_lossy(n).into_owned(),
+            series: s.series,
+            created_after_start: s.after_start,
+        })
+        .collect();
+    if col.other_metric.series > 0 {
+        metrics.push(MetricChurn {
+            name: "(other)".into(),
+            series: col.other_metric.series,
+            created_after_start: col.other_metric.after_start,
+        });
+    }
+    metrics.sort_by(|a, b| {
+        (b.created_after_start, b.series, &a.name).cmp(&(a.created_after_start, a.series, &b.name))
+    });
+    metrics.truncate(10);
+    o.top_metrics = metrics;
+    let mut labels: Vec<LabelChurn> = col
+        .names
+        .iter()
+        .map(|(n, (_, s))| label_churn(String::from_utf8_lossy(n).into_owned(), s))
+        .collect();
+    if col.other_name.series > 0 {
+        labels.push(label_churn("(other)".into(), &col.other_name));
+    }
+    labels.sort_by(|a, b| {
+        (b.values_after_start, b.values, &a.name).cmp(&(a.values_after_start, a.values, &b.name))
+    });
+    labels.truncate(10);
+    o.churning_labels = labels;
+    o.estimator_table_bytes = col.table.heap_bytes()
+        + (col.pairs.capacity() * 17) as u64
+        + (col.names.capacity() * 96 + col.metrics.capacity() * 56) as u64;
+    o
+}
+
+fn label_churn(name: String, s: &NameStat) -> LabelChurn {
+    LabelChurn {
+        name,
+        series: s.series,
+        values: s.values,
+        values_after_start: s.values_after_start,
+        series_after_start: s.series_after_start,
+        examples: s.examples.clone(),
+    }
+}

@@ -1,0 +1,319 @@
+//! Holds the estimate against real Prometheus: every line of
+//! `testdata/memory/measurements.jsonl` (written by `scripts/measure-memory.sh`: Prometheus 2.42,
+//! 2.53 and 3.5 replaying WALs of 10k to 200k series with and without churn) must be within 15%
+//! for the replay's peak RSS (VmHWM at ready) and the heap in use after replay (after a GC).
+//!
+//! WALs written by Prometheus while scraping (`corpus:`) are committed; the synthetic ones
+//! (`synth:`) are regenerated here from their spec, and their hash must match the one measured.
+//! The steady-state projection is checked too: estimated from the first part of a churning
+//! workload, it must be within 15% of the heap Prometheus holds after replaying the whole
+//! workload (the head window worth of churn).
+//!
+//! Set `WALFIX_CALIBRATION_DUMP=FILE` to get every row as JSON (for refitting constants).
+
+#[path = "support/synth.rs"]
+mod synth;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use walfix_estimate::model::{self, Family, LabelLayout, ModelOptions};
+use walfix_estimate::{scan, scan_options, Inputs, ReadOptions};
+
+const TOLERANCE: f64 = 0.15;
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/memory")
+}
+
+fn measurements() -> Vec<Value> {
+    let text = fs::read_to_string(testdata().join("measurements.jsonl"))
+        .expect("testdata/memory/measurements.jsonl");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect()
+}
+
+fn u(v: &Value, k: &str) -> u64 {
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("{k} missing in {}", v["id"]))
+}
+
+/// Parses Go's GOMEMLIMIT syntax as used in the measurements (`350MiB`, plain bytes).
+fn go_bytes(s: &str) -> u64 {
+    let (num, mul) = if let Some(n) = s.strip_suffix("GiB") {
+        (n, 1u64 << 30)
+    } else if let Some(n) = s.strip_suffix("MiB") {
+        (n, 1 << 20)
+    } else if let Some(n) = s.strip_suffix("KiB") {
+        (n, 1 << 10)
+    } else {
+        (s.trim_end_matches('B'), 1)
+    };
+    num.parse::<u64>().expect("GOMEMLIMIT number") * mul
+}
+
+fn options(m: &Value) -> ModelOptions {
+    let family = Family::parse(m["family"].as_str().unwrap()).expect("family");
+    let mut o = ModelOptions::new(family, u(m, "cpus") as u32);
+    o.labels = match m["label_layout"].as_str() {
+        Some("string") => LabelLayout::String,
+        _ => LabelLayout::Slice,
+    };
+    if let Some(g) = m["env"]["GOGC"].as_str() {
+        let g: u32 = g.parse().unwrap();
+        o.gogc_replay = g;
+        o.gogc_steady = g;
+    }
+    if let Some(l) = m["env"]["GOMEMLIMIT"].as_str() {
+        o.gomemlimit = Some(go_bytes(l));
+    }
+    o
+}
+
+struct Wal {
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+fn wal_for(source: &str, fnv: Option<&str>) -> Wal {
+    if let Some(dir) = source.strip_prefix("corpus:") {
+        return Wal {
+            dir: testdata().join(dir).join("wal"),
+            _tmp: None,
+        };
+    }
+    let spec = source
+        .strip_prefix("synth:")
+        .expect("synth: or corpus: source");
+    let w = synth::Workload::parse(spec).expect("workload spec");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let n = w.write(&dir, synth::SEGMENT_SIZE).unwrap();
+    if let Some(f) = fnv {
+        assert_eq!(n.fnv64, f, "synthetic WAL {spec} is not the one measured");
+    }
+    Wal {
+        dir,
+        _tmp: Some(tmp),
+    }
+}
+
+struct Row {
+    id: String,
+    series: u64,
+    peak_est: u64,
+    peak_meas: u64,
+    heap_est: u64,
+    heap_meas: u64,
+    dump: Value,
+}
+
+fn err(est: u64, meas: u64) -> f64 {
+    (est as f64 - meas as f64) / meas as f64
+}
+
+fn scan_for(dir: &Path, o: &ModelOptions, cache: &mut BTreeMap<String, Inputs>) -> Inputs {
+    let key = format!("{:?}", o.family.params().rules);
+    cache
+        .entry(key)
+        .or_insert_with(|| {
+            scan::scan_path(dir, &scan_options(o, ReadOptions::default())).expect("scan")
+        })
+        .clone()
+}
+
+#[test]
+fn estimates_hold_against_real_prometheus() {
+    let all = measurements();
+    let mut by_source: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for m in &all {
+        let src = m["source"].as_str().unwrap();
+        if src != "empty" {
+            by_source.entry(src.to_string()).or_default().push(m);
+        }
+    }
+    assert!(by_source.len() >= 10, "too few workloads measured");
+    let mut rows = Vec::new();
+    let mut scraping_rows = Vec::new();
+    let mut spans: BTreeMap<String, (Inputs, f64)> = BTreeMap::new();
+    for (src, ms) in &by_source {
+        let wal = wal_for(src, ms[0]["wal_fnv64"].as_str());
+        let mut cache = BTreeMap::new();
+        for m in ms {
+            let o = options(m);
+            let inputs = scan_for(&wal.dir, &o, &mut cache);
+            let e = model::estimate(&inputs, &o);
+            // The estimator's own footprint: <= 64 B per series plus the distinct strings.
+            assert!(
+                inputs.estimator_table_bytes
+                    <= 64 * inputs.series + 48 * inputs.label_pairs + (2 << 20),
+                "{}: estimator tables {} B for {} series",
+                m["id"],
+                inputs.estimator_table_bytes,
+                inputs.series
+            );
+            let head_terms: serde_json::Map<String, Value> = e
+                .terms
+                .iter()
+                .map(|t| (t.name.to_string(), Value::from(t.bytes)))
+                .collect();
+            rows.push(Row {
+                id: m["id"].as_str().unwrap().to_string(),
+                series: inputs.series,
+                peak_est: e.replay_peak_rss_bytes,
+                peak_meas: u(m, "peak_rss_bytes"),
+                heap_est: e.post_replay_heap_inuse_bytes,
+                heap_meas: u(m, "heap_inuse_after_gc_bytes"),
+                dump: serde_json::json!({
+                    "id": m["id"], "family": m["family"], "workload": m["workload"],
+                    "head": e.head_live_bytes, "in_flight": e.replay_in_flight_bytes,
+                    "terms": head_terms, "measured": m,
+                    "sample_records": inputs.sample_records,
+                    "samples": inputs.float_samples + inputs.histogram_samples,
+                    "series": inputs.series,
+                }),
+            });
+            if let Some(meas) = m["scraping_heap_inuse_after_gc_bytes"].as_u64() {
+                // Heap of the Prometheus that wrote this WAL, while it was still scraping.
+                scraping_rows.push(Row {
+                    id: format!("{} while scraping", m["id"].as_str().unwrap()),
+                    series: inputs.series,
+                    peak_est: inputs.active_at_end,
+                    peak_meas: u(m, "scraping_head_series"),
+                    heap_est: e.scraping_heap_inuse_bytes,
+                    heap_meas: meas,
+                    dump: Value::Null,
+                });
+            }
+            let w = m["workload"].as_str().unwrap().to_string();
+            spans.insert(
+                format!("{w}@{}", m["family"].as_str().unwrap()),
+                (inputs, 0.0),
+            );
+        }
+    }
+
+    // Steady state: project the short WAL over the long one's span, compare with its heap.
+    let pairs = fs::read_to_string(testdata().join("steady.tsv")).expect("steady.tsv");
+    let mut steady_rows = Vec::new();
+    for line in pairs
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let mut cols = line.split('\t');
+        let (Some(short), Some(long)) = (cols.next(), cols.next()) else {
+            panic!("steady.tsv: SHORT<TAB>LONG[<TAB>info]: {line:?}");
+        };
+        let info = cols.next() == Some("info");
+        for m in all
+            .iter()
+            .filter(|m| m["workload"] == long && m["env"].as_object().is_none_or(|e| e.is_empty()))
+        {
+            let fam = m["family"].as_str().unwrap();
+            let (Some((si, _)), Some((li, _))) = (
+                spans.get(&format!("{short}@{fam}")),
+                spans.get(&format!("{long}@{fam}")),
+            ) else {
+                panic!("steady pair {short} {long} not measured on {fam}");
+            };
+            let mut o = options(m);
+            o.scraping = false;
+            // The long WAL spans its whole churn; the series it holds are those created over
+            // that span, so project over the same span.
+            o.head_window_hours = li.span_hours;
+            let e = model::estimate(si, &o);
+            steady_rows.push(Row {
+                id: format!(
+                    "steady {short} -> {long}@{fam}{}",
+                    if info { " (info)" } else { "" }
+                ),
+                series: e.steady_series,
+                peak_est: e.steady_series,
+                peak_meas: li.series,
+                heap_est: e.steady_heap_inuse_bytes,
+                heap_meas: u(m, "heap_inuse_after_gc_bytes"),
+                dump: Value::Null,
+            });
+        }
+    }
+    assert!(!steady_rows.is_empty(), "no steady-state pairs measured");
+
+    let mut failures = Vec::new();
+    eprintln!("| measurement | series | peak RSS est. | measured | err | heap in use est. | measured | err |");
+    eprintln!("|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let (ep, eh) = (err(r.peak_est, r.peak_meas), err(r.heap_est, r.heap_meas));
+        eprintln!(
+            "| {} | {} | {:.1} MiB | {:.1} MiB | {:+.1}% | {:.1} MiB | {:.1} MiB | {:+.1}% |",
+            r.id,
+            r.series,
+            r.peak_est as f64 / 1048576.0,
+            r.peak_meas as f64 / 1048576.0,
+            ep * 100.0,
+            r.heap_est as f64 / 1048576.0,
+            r.heap_meas as f64 / 1048576.0,
+            eh * 100.0
+        );
+        if ep.abs() > TOLERANCE || eh.abs() > TOLERANCE {
+            failures.push(format!(
+                "{}: peak {:+.1}%, heap {:+.1}%",
+                r.id,
+                ep * 100.0,
+                eh * 100.0
+            ));
+        }
+    }
+    eprintln!();
+    eprintln!(
+        "| steady state | series est. | series in long WAL | heap in use est. | measured | err |"
+    );
+    eprintln!("|---|---|---|---|---|---|");
+    for r in &steady_rows {
+        let eh = err(r.heap_est, r.heap_meas);
+        eprintln!(
+            "| {} | {} | {} | {:.1} MiB | {:.1} MiB | {:+.1}% |",
+            r.id,
+            r.peak_est,
+            r.peak_meas,
+            r.heap_est as f64 / 1048576.0,
+            r.heap_meas as f64 / 1048576.0,
+            eh * 100.0
+        );
+        if eh.abs() > TOLERANCE && !r.id.ends_with("(info)") {
+            failures.push(format!("{}: steady heap {:+.1}%", r.id, eh * 100.0));
+        }
+    }
+    if !scraping_rows.is_empty() {
+        eprintln!();
+        eprintln!("| scraping | series | active | heap in use est. | measured | err |");
+        eprintln!("|---|---|---|---|---|---|");
+    }
+    for r in &scraping_rows {
+        let eh = err(r.heap_est, r.heap_meas);
+        eprintln!(
+            "| {} | {} | {} | {:.1} MiB | {:.1} MiB | {:+.1}% |",
+            r.id,
+            r.series,
+            r.peak_est,
+            r.heap_est as f64 / 1048576.0,
+            r.heap_meas as f64 / 1048576.0,
+            eh * 100.0
+        );
+        if eh.abs() > TOLERANCE {
+            failures.push(format!("{}: heap {:+.1}%", r.id, eh * 100.0));
+        }
+    }
+    if let Ok(p) = std::env::var("WALFIX_CALIBRATION_DUMP") {
+        let v: Vec<&Value> = rows.iter().map(|r| &r.dump).collect();
+        fs::write(p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    }
+    assert!(
+        failures.is_empty(),
+        "estimates off by more than 15%:\n{}",
+        failures.join("\n")
+    );
+}
