@@ -113,6 +113,11 @@ fn describe(a: &Action) -> String {
             path.display(),
             loss_text(loss)
         ),
+        Action::RenameSegment { from, path } => format!(
+            "rename {} to {} (Prometheus opens segments by their 8-digit name)",
+            from.display(),
+            path.display()
+        ),
         Action::CreateEmptySegment { path } => format!(
             "create empty segment {} to close a gap (Prometheus needs consecutive segments)",
             path.display()

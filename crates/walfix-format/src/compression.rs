@@ -151,31 +151,10 @@ impl ZstdContext {
 }
 
 fn zstd_frame(input: &[u8], out: &mut Vec<u8>) -> Result<(), DecompressError> {
-    use std::io::Read;
-    // Stream the frame so memory grows with what the input really produces, never with the
-    // content size the frame header claims.
-    let mut dec = zstd::stream::read::Decoder::with_buffer(input)
-        .map_err(|e| DecompressError::Zstd(e.to_string()))?
-        .single_frame();
-    let limit = MAX_RECORD_SIZE as u64 + 1;
-    let res = (&mut dec).take(limit).read_to_end(out);
-    match res {
-        Ok(n) if n as u64 >= limit => Err(DecompressError::TooLarge {
-            codec: "zstd",
-            input: input.len(),
-            claimed: n as u64,
-        }),
-        Ok(_) => {
-            // A valid frame must have been consumed to its end: anything after it is damage.
-            let rest = dec.finish();
-            if !rest.is_empty() {
-                return Err(DecompressError::Zstd(format!(
-                    "{} bytes after the end of the frame",
-                    rest.len()
-                )));
-            }
-            Ok(())
-        }
-        Err(e) => Err(DecompressError::Zstd(e.to_string())),
-    }
+    // The same streaming decoder `RecordReader` keeps: output grows with what the frame really
+    // produces, and a frame that ends short of its declared content is an error whatever room
+    // the buffer has.
+    let n = ZstdContext::new()?.decode_into(input, out)?;
+    out.truncate(n);
+    Ok(())
 }

@@ -253,6 +253,8 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
             *startup = Some(msg);
         }
     };
+    // Start-up fails at the listing (sequence) before it fails opening a segment for replay.
+    let mut later: Vec<String> = Vec::new();
     for s in &log.segments {
         if s.is_dir {
             out.push(Finding {
@@ -266,25 +268,42 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
                     "Prometheus takes it for a segment and fails when it opens it".into(),
                 )
             });
-            fail(format!("it cannot read segment {} (a directory)", s.name));
+            later.push(format!("it cannot read segment {} (a directory)", s.name));
         }
-        if s.name.len() != 8 || s.name.starts_with('+') {
+        let canonical = crate::layout::segment_name(s.index);
+        if s.name != canonical {
             out.push(Finding {
                 segment: Some(s.index),
                 ..finding(
-                    Severity::Warning,
+                    Severity::NeedsHuman,
                     "odd-segment-name",
                     log,
                     s.path.clone(),
-                    format!("segment name {:?} is not 8 zero-padded digits", s.name),
-                    "Prometheus reads it as segment {} all the same"
-                        .replace("{}", &s.index.to_string()),
+                    format!("segment name {:?} is not {canonical:?}", s.name),
+                    format!("Prometheus lists it as segment {} but opens it as {canonical} and fails to start (`open WAL segment: {}`)", s.index, s.index),
                 )
             });
+            later.push(format!(
+                "`open WAL segment: {}: no such file or directory` (the file is named {:?})",
+                s.index, s.name
+            ));
         }
     }
     for w in log.segments.windows(2) {
-        if w[1].index != w[0].index + 1 {
+        if w[1].index == w[0].index {
+            out.push(Finding {
+                segment: Some(w[0].index),
+                ..finding(
+                    Severity::NeedsHuman,
+                    "duplicate-segment-index",
+                    log,
+                    w[1].path.clone(),
+                    format!("{:?} and {:?} are both segment {}", w[0].name, w[1].name, w[0].index),
+                    "Prometheus refuses to start: `opening storage failed: get segment range: segments are not sequential`".into(),
+                )
+            });
+            fail("`get segment range: segments are not sequential`".into());
+        } else if w[1].index != w[0].index + 1 {
             let missing = if w[1].index == w[0].index + 2 {
                 format!("{:08}", w[0].index + 1)
             } else {
@@ -306,6 +325,9 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
             });
             fail("`get segment range: segments are not sequential`".into());
         }
+    }
+    for m in later {
+        fail(m);
     }
     match log.kind {
         LogKind::Wal | LogKind::Agent => {
@@ -567,20 +589,14 @@ fn segment_findings(s: &Scanned<'_>, out: &mut Vec<Finding>) {
     let log = s.log;
     let scan = match &s.scan {
         Ok(scan) => scan,
+        // A directory was reported by `structure` already.
+        Err(_) if s.seg.is_dir => return,
         Err(e) => {
             out.push(Finding {
                 segment: Some(s.seg.index),
                 ..finding(
-                    if s.seg.is_dir {
-                        Severity::NeedsHuman
-                    } else {
-                        Severity::Unreadable
-                    },
-                    if s.seg.is_dir {
-                        "segment-is-directory"
-                    } else {
-                        "unreadable-segment"
-                    },
+                    Severity::Unreadable,
+                    "unreadable-segment",
                     log,
                     s.seg.path.clone(),
                     format!("cannot read segment: {e}"),
@@ -654,10 +670,12 @@ fn segment_findings(s: &Scanned<'_>, out: &mut Vec<Finding>) {
         )
     });
     let page = walfix_format::fragment::PAGE_SIZE as u64;
-    if !s.seg.len.is_multiple_of(page) && !torn && s.role != Role::Checkpoint {
+    // The length read with the bytes, not the one listed earlier: the file may have changed.
+    let len = scan.stats.bytes;
+    if !len.is_multiple_of(page) && !torn && s.role != Role::Checkpoint {
         out.push(Finding {
             segment: Some(s.seg.index),
-            offset: Some(s.seg.len),
+            offset: Some(len),
             ..finding(
                 Severity::Info,
                 "unaligned-tail",
@@ -665,7 +683,7 @@ fn segment_findings(s: &Scanned<'_>, out: &mut Vec<Finding>) {
                 s.seg.path.clone(),
                 format!(
                     "segment ends mid-page at {} after whole records (last record ends at {})",
-                    s.seg.len, scan.last_record_end
+                    len, scan.last_record_end
                 ),
                 "normal after a crash or kill: Prometheus pads the page with virtual zeros and reads on".into(),
             )

@@ -84,12 +84,18 @@ pub enum WalFlavor {
 }
 
 fn parse_index(name: &str) -> Option<u64> {
-    // Prometheus uses strconv.Atoi, which accepts a sign; a negative index never occurs on disk.
+    // Prometheus uses strconv.Atoi: an optional sign, decimal digits, and a value that fits a
+    // Go int (i64). Anything else is not a segment to it, so not to us either.
     let digits = name.strip_prefix('+').unwrap_or(name);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse::<u64>().ok().filter(|&i| i <= i64::MAX as u64)
+}
+
+/// The name Prometheus opens segment `index` by (`%08d`).
+pub fn segment_name(index: u64) -> String {
+    format!("{index:08}")
 }
 
 fn checkpoint_index(name: &str) -> Option<u64> {
@@ -189,14 +195,19 @@ pub fn read_log_dir(dir: &Path, kind: LogKind) -> io::Result<Log> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         if let Some(index) = parse_index(&name) {
-            // Follow symlinks for size and type, as Prometheus's open() would.
-            let meta = fs::metadata(&path)?;
+            // Follow symlinks for size and type, as Prometheus's open() would. An entry that
+            // cannot be stat'ed (a dangling link) is kept: reading it fails and is reported.
+            let (len, is_dir) = match fs::metadata(&path) {
+                Ok(m) if m.is_dir() => (0, true),
+                Ok(m) => (m.len(), false),
+                Err(_) => (0, false),
+            };
             segments.push(SegmentFile {
                 index,
                 name,
                 path,
-                len: if meta.is_dir() { 0 } else { meta.len() },
-                is_dir: meta.is_dir(),
+                len,
+                is_dir,
             });
         } else if name.ends_with(".repair")
             && parse_index(name.trim_end_matches(".repair")).is_some()

@@ -151,6 +151,15 @@ pub enum Action {
         /// What it loses.
         loss: Loss,
     },
+    /// Rename a segment to the 8-digit name Prometheus opens it by (its bytes are unchanged).
+    RenameSegment {
+        /// The file as named now.
+        #[serde(serialize_with = "crate::report::lossy_path")]
+        from: PathBuf,
+        /// Its canonical name.
+        #[serde(serialize_with = "crate::report::lossy_path")]
+        path: PathBuf,
+    },
     /// Create an empty segment to close a gap (an empty segment is valid; numbering is kept).
     CreateEmptySegment {
         /// The new segment.
@@ -194,6 +203,7 @@ impl Action {
             | Action::PadSegment { path, .. }
             | Action::DeleteSegment { path, .. }
             | Action::CreateEmptySegment { path }
+            | Action::RenameSegment { path, .. }
             | Action::MoveToBackup { path, .. }
             | Action::RemoveOwnTemp { path } => path,
             Action::RecoverRepairFile { segment_path, .. } => segment_path,
@@ -565,6 +575,28 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
         .find(|s| s.len > 0)
         .map(|s| s.index);
     for (i, seg) in log.segments.iter().enumerate() {
+        let canonical = crate::layout::segment_name(seg.index);
+        if !log.single_file && seg.name != canonical {
+            let to = log.path.join(&canonical);
+            if log
+                .segments
+                .iter()
+                .any(|o| o.index == seg.index && o.name == canonical)
+                || to.exists()
+            {
+                p.unresolved.push(format!(
+                    "{}: segment {} exists twice ({:?} and {canonical:?}); keep one by hand",
+                    log.path.display(),
+                    seg.index,
+                    seg.name
+                ));
+            } else {
+                p.actions.push(Action::RenameSegment {
+                    from: seg.path.clone(),
+                    path: to,
+                });
+            }
+        }
         if seg.is_dir {
             p.actions.push(Action::MoveToBackup {
                 path: seg.path.clone(),
@@ -946,7 +978,9 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
     let mut done = 0;
     for a in &plan.actions {
         let saved = match a {
-            Action::RemoveOwnTemp { .. } | Action::CreateEmptySegment { .. } => None,
+            Action::RemoveOwnTemp { .. }
+            | Action::CreateEmptySegment { .. }
+            | Action::RenameSegment { .. } => None,
             Action::RecoverRepairFile {
                 repair_path,
                 segment_path,
@@ -1032,7 +1066,8 @@ fn new_content(a: &Action, opts: &RepairOptions) -> io::Result<Option<Vec<u8>>> 
         }
         Action::DeleteSegment { .. }
         | Action::MoveToBackup { .. }
-        | Action::RemoveOwnTemp { .. } => None,
+        | Action::RemoveOwnTemp { .. }
+        | Action::RenameSegment { .. } => None,
     })
 }
 
@@ -1065,6 +1100,18 @@ fn apply(fs_: &dyn Fs, a: &Action, opts: &RepairOptions) -> Result<(), RepairErr
                 return Ok(());
             }
             replace_file(fs_, path, &mut |_| Ok(())).map_err(step(what("creating", path)))
+        }
+        Action::RenameSegment { from, path } => {
+            if path.exists() {
+                return Err(RepairError::Step {
+                    step: what("renaming to", path),
+                    err: io::Error::new(io::ErrorKind::AlreadyExists, "target exists"),
+                });
+            }
+            fs_.rename(from, path)
+                .map_err(step(what("renaming", from)))?;
+            fs_.sync_dir(path.parent().unwrap_or(Path::new(".")))
+                .map_err(step(what("syncing the directory of", path)))
         }
         Action::RemoveOwnTemp { path } => match fs_.remove_file(path) {
             // A rewrite of the same file may have replaced it already.
@@ -1136,6 +1183,10 @@ fn predict_in(plan: &Plan, opts: &RepairOptions, scratch: &Path) -> io::Result<R
     }
     for a in &plan.actions {
         let dst = map(a.path());
+        if let Action::RenameSegment { from, .. } = a {
+            fs::rename(map(from), &dst)?;
+            continue;
+        }
         match new_content(a, opts)? {
             Some(bytes) => {
                 if let Some(parent) = dst.parent() {

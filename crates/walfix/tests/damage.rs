@@ -357,3 +357,40 @@ fn samples_before_their_series_record_are_counted_as_unknown_refs() {
         (Some(1), Severity::Warning, 0)
     );
 }
+
+#[test]
+fn a_segment_not_named_by_8_digits_keeps_prometheus_from_starting() {
+    // Real Prometheus 3.5 on v3-snappy-small with 00000002 renamed to +0000002 fails with
+    // `open WAL segment: 2: open .../wal/00000002: no such file or directory` (it lists by
+    // parsing names, but opens by the %08d name).
+    let (_t, wal) = copy_wal("v3-snappy-small");
+    fs::rename(wal.join("00000002"), wal.join("+0000002")).unwrap();
+    let r = run(&wal);
+    assert_eq!(find(&r, "odd-segment-name").severity, Severity::NeedsHuman);
+    assert_eq!(r.exit_code, 2);
+    assert!(
+        r.prometheus_outcome.contains("open WAL segment: 2"),
+        "{}",
+        r.prometheus_outcome
+    );
+
+    let o = walfix::repair::RepairOptions::default();
+    let p = walfix::repair::plan(&wal, &o).unwrap();
+    let after = walfix::repair::execute(&p, &o, &walfix::fsops::RealFs)
+        .unwrap()
+        .after;
+    assert!(wal.join("00000002").exists());
+    assert_eq!(after.exit_code, 0, "{:#?}", after.findings);
+}
+
+#[test]
+fn two_names_for_one_index_are_not_sequential() {
+    let (_t, wal) = copy_wal("small-clean");
+    fs::copy(wal.join("00000000"), wal.join("0")).unwrap();
+    let r = run(&wal);
+    assert_eq!(
+        find(&r, "duplicate-segment-index").severity,
+        Severity::NeedsHuman
+    );
+    assert!(r.prometheus_outcome.contains("segments are not sequential"));
+}
