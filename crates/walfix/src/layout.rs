@@ -166,7 +166,12 @@ pub fn discover(path: &Path, flavor: WalFlavor) -> io::Result<Layout> {
         logs.push(read_log_dir(path, LogKind::Checkpoint)?);
     } else {
         let log = read_wal_dir(path, wal_kind)?;
-        if log.segments.is_empty() && log.checkpoint.is_none() && log.leftovers.is_empty() {
+        // An empty `wal/` is a valid (empty) WAL; any other dir without segments is a wrong path.
+        if name != "wal"
+            && log.segments.is_empty()
+            && log.checkpoint.is_none()
+            && log.leftovers.is_empty()
+        {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!(
