@@ -34,6 +34,11 @@ pub trait Fs: Sync {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Appends one line to `path` (created if missing) and fsyncs it.
     fn append_line(&self, path: &Path, line: &[u8]) -> io::Result<()>;
+    /// Bytes an unprivileged writer may still use on the file system holding `path`.
+    fn free_space(&self, path: &Path) -> io::Result<u64> {
+        let st = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
 }
 
 /// The real file system.

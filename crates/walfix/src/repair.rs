@@ -802,12 +802,6 @@ pub fn lock(data_root: &Path) -> Result<DirLock, RepairError> {
     }
 }
 
-/// Free bytes on the file system holding `path`.
-pub fn free_space(path: &Path) -> io::Result<u64> {
-    let st = rustix::fs::statvfs(path).map_err(io::Error::from)?;
-    Ok(st.f_bavail.saturating_mul(st.f_frsize))
-}
-
 fn step(what: impl Into<String>) -> impl FnOnce(io::Error) -> RepairError {
     let s = what.into();
     move |err| RepairError::Step { step: s, err }
@@ -944,7 +938,7 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
             path: plan.backup_dir.clone(),
             err,
         })?;
-    let backup_free = free_space(&plan.backup_dir)?;
+    let backup_free = fs_.free_space(&plan.backup_dir)?;
     if backup_free < plan.backup_bytes {
         return Err(RepairError::NoSpace {
             path: plan.backup_dir.clone(),
@@ -966,7 +960,7 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
         })
         .max()
         .unwrap_or(0);
-    let wal_free = free_space(&plan.data_root)?;
+    let wal_free = fs_.free_space(&plan.data_root)?;
     if wal_free < wal_need {
         return Err(RepairError::NoSpace {
             path: plan.data_root.clone(),

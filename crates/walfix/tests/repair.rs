@@ -463,3 +463,63 @@ fn prediction_on_a_scratch_copy_matches_the_real_result() {
         assert_eq!(predicted.totals, after.totals, "{name}");
     }
 }
+
+/// The real file system, reporting `free` bytes left everywhere.
+struct Full {
+    free: u64,
+}
+
+impl Fs for Full {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FileWriter + '_>> {
+        RealFs.create(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        RealFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        RealFs.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        RealFs.remove_dir_all(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        RealFs.create_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        RealFs.sync_dir(path)
+    }
+    fn append_line(&self, path: &Path, line: &[u8]) -> io::Result<()> {
+        RealFs.append_line(path, line)
+    }
+    fn free_space(&self, _: &Path) -> io::Result<u64> {
+        Ok(self.free)
+    }
+}
+
+#[test]
+fn refuses_to_pad_or_back_up_without_space_and_changes_nothing() {
+    // The seed scenario: `zero-pad torn page: no space left on device`. With too little room
+    // for the backup and the padded rewrite, repair must refuse before touching anything.
+    let (_t, data) = copy("v3-snappy-small--trunc-tail-unaligned");
+    let o = RepairOptions {
+        pad: true,
+        ..opts(Mode::Salvage)
+    };
+    let p = plan(&data, &o).unwrap();
+    let before = snapshot(&data.join("wal"));
+    match execute(&p, &o, &Full { free: 4096 }) {
+        Err(RepairError::NoSpace {
+            needed, available, ..
+        }) => {
+            assert!(needed > available);
+            let msg = execute(&p, &o, &Full { free: 4096 })
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains("no space left on device"), "{msg}");
+        }
+        other => panic!("expected NoSpace, got {other:?}"),
+    }
+    assert_eq!(snapshot(&data.join("wal")), before);
+    // With room, the same plan goes through.
+    assert!(execute(&p, &o, &Full { free: 1 << 40 }).is_ok());
+}
