@@ -2,6 +2,8 @@
 //! find. Fragment positions come from a minimal walk over the raw headers written here (7-byte
 //! header, big-endian u16 length at bytes 1..3), not from walfix's own reader.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -15,28 +17,11 @@ fn corpus(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), &dst).unwrap();
-            let mut perm = fs::metadata(&dst).unwrap().permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            perm.set_readonly(false);
-            fs::set_permissions(&dst, perm).unwrap();
-        }
-    }
-}
-
 /// A writable copy of a corpus's `wal/`, as `<tmp>/wal`.
 fn copy_wal(name: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let wal = tmp.path().join("wal");
-    copy_dir(&corpus(name).join("wal"), &wal);
+    common::copy_dir(&corpus(name).join("wal"), &wal, &|_| false);
     (tmp, wal)
 }
 

@@ -2,6 +2,8 @@
 //! repair kept (testdata/facts.json, from EXPECTED.txt), plus idempotence, backups, the lock,
 //! and failures injected at every file operation.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
@@ -25,30 +27,13 @@ fn facts() -> serde_json::Map<String, Value> {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else if e.file_name().to_string_lossy().ends_with(".txt") {
-            continue;
-        } else {
-            fs::copy(e.path(), &dst).unwrap();
-            let mut perm = fs::metadata(&dst).unwrap().permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            perm.set_readonly(false);
-            fs::set_permissions(&dst, perm).unwrap();
-        }
-    }
-}
-
 /// A writable copy of a corpus (wal/ and wbl/ only), as a data dir.
 fn copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    copy_dir(&testdata().join("corpora").join(name), &data);
+    common::copy_dir(&testdata().join("corpora").join(name), &data, &|p| {
+        p.extension().is_some_and(|x| x == "txt")
+    });
     (tmp, data)
 }
 
