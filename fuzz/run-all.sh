@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 secs="${1:?usage: fuzz/run-all.sh SECONDS [TARGET...]}"
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frames record compression roundtrip check_dir)
+[ ${#targets[@]} -gt 0 ] || targets=(frames record compression roundtrip check_dir repair)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "run-all: installing cargo-fuzz" >&2
@@ -20,7 +20,7 @@ fi
 max_len() {
   case "$1" in
     frames) echo 131072 ;;
-    check_dir) echo 70000 ;;
+    check_dir | repair) echo 70000 ;;
     record) echo 32768 ;;
     *) echo 4096 ;;
   esac

@@ -497,12 +497,9 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
                     ),
                 });
                 // Without the checkpoint Prometheus replays from segment 0.
-                if let Some(first) = log.segments.first() {
-                    for i in 0..first.index {
-                        p.actions.push(Action::CreateEmptySegment {
-                            path: log.path.join(format!("{i:08}")),
-                        });
-                    }
+                let have = log.segments.iter().map(|s| s.index).collect();
+                if let Some(last) = log.segments.last() {
+                    fill(log, &mut p, &have, 0, last.index);
                 }
             } else {
                 segments(&ck.log, opts, &mut p)?;
@@ -519,6 +516,16 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
                 .push(format!("{}: {}", f.file.display(), f.message));
         }
     }
+    // Sizes are read now, before any rename: a renamed segment is found under its old name.
+    let renamed: std::collections::HashMap<PathBuf, PathBuf> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RenameSegment { from, path } => Some((path.clone(), from.clone())),
+            _ => None,
+        })
+        .collect();
+    let now = |path: &PathBuf| renamed.get(path).unwrap_or(path).clone();
     for a in &p.actions {
         if let Some(l) = a.loss() {
             p.loss.add(l);
@@ -527,8 +534,10 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
             Action::SalvageSegment { path, .. }
             | Action::TruncateSegment { path, .. }
             | Action::DeleteSegment { path, .. }
-            | Action::PadSegment { path, .. } => fs::metadata(path).map(|m| m.len()).unwrap_or(0),
-            Action::MoveToBackup { path, .. } => dir_size(path),
+            | Action::PadSegment { path, .. } => {
+                fs::metadata(now(path)).map(|m| m.len()).unwrap_or(0)
+            }
+            Action::MoveToBackup { path, .. } => dir_size(&now(path)),
             Action::RecoverRepairFile {
                 repair_path,
                 segment_path,
@@ -576,6 +585,9 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
         .map(|s| s.index);
     for (i, seg) in log.segments.iter().enumerate() {
         let canonical = crate::layout::segment_name(seg.index);
+        // Where the segment is once earlier actions ran: a renamed segment is changed under its
+        // new name.
+        let mut at_path = seg.path.clone();
         if !log.single_file && seg.name != canonical {
             let to = log.path.join(&canonical);
             if log
@@ -593,17 +605,18 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
             } else {
                 p.actions.push(Action::RenameSegment {
                     from: seg.path.clone(),
-                    path: to,
+                    path: to.clone(),
                 });
+                at_path = to;
             }
         }
         if seg.is_dir {
             p.actions.push(Action::MoveToBackup {
-                path: seg.path.clone(),
+                path: at_path.clone(),
                 why: "a directory where a segment file belongs".into(),
             });
             p.actions.push(Action::CreateEmptySegment {
-                path: seg.path.clone(),
+                path: at_path.clone(),
             });
             continue;
         }
@@ -615,7 +628,7 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
         if errors.is_empty() {
             if pad_tail && seg.len % PAGE_SIZE as u64 != 0 {
                 p.actions.push(Action::PadSegment {
-                    path: seg.path.clone(),
+                    path: at_path.clone(),
                     bytes: PAGE_SIZE as u64 - seg.len % PAGE_SIZE as u64,
                 });
             }
@@ -638,7 +651,7 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
                 });
             }
             p.actions.push(Action::TruncateSegment {
-                path: seg.path.clone(),
+                path: at_path.clone(),
                 at: first_lost as u64,
                 pad: opts.pad,
                 loss: loss_from(&data, first_lost),
@@ -648,7 +661,7 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
         if all_tail {
             // Older segments are closed padded, as Prometheus closes them.
             p.actions.push(Action::TruncateSegment {
-                path: seg.path.clone(),
+                path: at_path.clone(),
                 at: first_lost as u64,
                 pad: pad_tail || !is_newest,
                 loss: loss_from(&data, first_lost),
@@ -661,7 +674,7 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint."));
             p.actions.push(Action::SalvageSegment {
-                path: seg.path.clone(),
+                path: at_path.clone(),
                 pad: pad_tail || !is_newest || ckpt,
                 loss,
             });
@@ -670,34 +683,55 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
     Ok(())
 }
 
+/// The most empty segments a plan creates to close gaps: more means a stray file with a far
+/// index, which a human should look at.
+const MAX_EMPTY_SEGMENTS: u64 = 10_000;
+
 /// Gaps in numbering: empty segments fill them, so Prometheus starts and keeps every segment.
 fn gaps(log: &Log, p: &mut Plan) {
     if log.single_file {
         return;
     }
-    let mut want: Vec<u64> = Vec::new();
-    for w in log.segments.windows(2) {
-        want.extend(w[0].index + 1..w[1].index);
-    }
-    let first = log.segments.first().map(|s| s.index);
-    match (log.kind, &log.checkpoint, first) {
-        (LogKind::Wal | LogKind::Agent | LogKind::Checkpoint, None, Some(f)) => want.extend(0..f),
-        (LogKind::Wal | LogKind::Agent, Some(ck), _) => {
-            let after = log
-                .segments
-                .iter()
-                .find(|s| s.index > ck.index)
-                .map(|s| s.index);
-            match after {
-                Some(a) => want.extend(ck.index + 1..a),
-                None => want.push(ck.index + 1),
-            }
+    let have: std::collections::BTreeSet<u64> = log.segments.iter().map(|s| s.index).collect();
+    let (first, last) = (have.first().copied(), have.last().copied());
+    // Prometheus lists every segment file, covered ones too, and refuses any hole between the
+    // lowest and the highest; replay starts at 0, or right after the checkpoint.
+    let (lo, hi) = match (log.kind, &log.checkpoint) {
+        (LogKind::Wal | LogKind::Agent | LogKind::Checkpoint, None) => match last {
+            Some(l) => (0, l),
+            None => return,
+        },
+        (LogKind::Wal | LogKind::Agent, Some(ck)) => {
+            let next = ck.index.saturating_add(1);
+            (
+                first.map_or(next, |f| f.min(next)),
+                last.map_or(next, |l| l.max(next)),
+            )
         }
-        _ => {}
+        _ => match (first, last) {
+            (Some(f), Some(l)) => (f, l),
+            _ => return,
+        },
+    };
+    fill(log, p, &have, lo, hi);
+}
+
+/// Plans an empty segment for every index in `lo..=hi` that `have` lacks, unless that would be
+/// more than [`MAX_EMPTY_SEGMENTS`].
+fn fill(log: &Log, p: &mut Plan, have: &std::collections::BTreeSet<u64>, lo: u64, hi: u64) {
+    let present = have.range(lo..=hi).count() as u64;
+    let missing = (hi - lo).saturating_add(1) - present;
+    if missing == 0 {
+        return;
     }
-    want.sort_unstable();
-    want.dedup();
-    for i in want {
+    if missing > MAX_EMPTY_SEGMENTS {
+        p.unresolved.push(format!(
+            "{}: {missing} segments missing between {lo:08} and {hi:08}; more than {MAX_EMPTY_SEGMENTS} empty segments would be needed: move stray segments away by hand",
+            log.path.display()
+        ));
+        return;
+    }
+    for i in (lo..=hi).filter(|i| !have.contains(i)) {
         let path = log.path.join(format!("{i:08}"));
         if !p
             .actions
