@@ -188,7 +188,9 @@ fn read_and_scan(
         return Err(io::Error::other("is a directory"));
     }
     let data = SegmentData::open(&seg.path)?;
-    Ok(scan_segment(&data, kind, level, known_before))
+    let scan = scan_segment(&data, kind, level, known_before);
+    data.check_intact(&seg.path)?;
+    Ok(scan)
 }
 
 /// Adds a segment's series to `known` and, if it used refs nobody defined before, counts them

@@ -11,13 +11,24 @@ pub struct SegmentData {
 }
 
 enum Inner {
-    Map(memmap2::Mmap),
+    Map(Mapped),
     Owned(Vec<u8>),
+}
+
+struct Mapped {
+    // Declared before `map`, so the guard is dropped (unregistered) before the map is unmapped.
+    #[cfg(target_os = "linux")]
+    guard: sigbus::Registration,
+    map: memmap2::Mmap,
 }
 
 impl SegmentData {
     /// Opens `path` read-only and maps it. Empty files (which cannot be mapped) and files that
     /// refuse mapping (some FUSE and network file systems) are read instead.
+    ///
+    /// A file truncated by another process while it is mapped does not end the process (see
+    /// [`sigbus`]): the bytes past its new end read as zeros, and [`SegmentData::check_intact`]
+    /// says so afterwards. Every reader of a `SegmentData` calls it before trusting its result.
     pub fn open(path: &Path) -> io::Result<SegmentData> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
@@ -28,24 +39,28 @@ impl SegmentData {
         // change if another process writes the file while we read it; we only ever read the
         // bytes as plain `u8`s with bounds-checked accesses, so a concurrent change can give
         // wrong answers (a false CRC mismatch) but never undefined behaviour in our code. A file
-        // truncated under us makes access past the new end raise SIGBUS; walfix refuses to run
-        // `repair` while Prometheus holds the data dir's lock, and `check` is documented to be
-        // run on a WAL nobody is truncating (Prometheus only truncates whole old segments).
+        // truncated under us makes access past the new end raise SIGBUS, which `sigbus` turns
+        // into zero pages for maps it has registered (the map is registered below, before any
+        // byte of it is read; if it cannot be registered the file is read instead).
         let map = unsafe { memmap2::MmapOptions::new().map(&file) };
-        match map {
-            Ok(m) => {
-                #[cfg(unix)]
-                let _ = m.advise(memmap2::Advice::Sequential);
-                Ok(SegmentData {
-                    inner: Inner::Map(m),
-                })
-            }
-            Err(_) => {
-                let mut buf = Vec::with_capacity(len.min(1 << 30) as usize);
-                File::open(path)?.read_to_end(&mut buf)?;
-                Ok(SegmentData::from_vec(buf))
-            }
-        }
+        let map = match map {
+            Ok(m) => m,
+            Err(_) => return read_whole(file, len).map(SegmentData::from_vec),
+        };
+        #[cfg(target_os = "linux")]
+        let Some(guard) = sigbus::register(map.as_ptr() as usize, map.len()) else {
+            drop(map);
+            return read_whole(file, len).map(SegmentData::from_vec);
+        };
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(SegmentData {
+            inner: Inner::Map(Mapped {
+                #[cfg(target_os = "linux")]
+                guard,
+                map,
+            }),
+        })
     }
 
     /// Bytes already in memory (tests, stdin).
@@ -59,14 +74,203 @@ impl SegmentData {
     pub fn is_mapped(&self) -> bool {
         matches!(self.inner, Inner::Map(_))
     }
+
+    /// False once a read hit the part of the map that another process truncated away: those
+    /// bytes read as zeros, so anything computed from them is wrong.
+    pub fn intact(&self) -> bool {
+        match &self.inner {
+            #[cfg(target_os = "linux")]
+            Inner::Map(m) => !m.guard.hit(),
+            _ => true,
+        }
+    }
+
+    /// An error naming `path` unless [`SegmentData::intact`]: call it after reading, before
+    /// using what was read.
+    pub fn check_intact(&self, path: &Path) -> io::Result<()> {
+        if self.intact() {
+            return Ok(());
+        }
+        let now = std::fs::metadata(path).map_or_else(
+            |e| format!("now unreadable: {e}"),
+            |m| format!("now {} bytes", m.len()),
+        );
+        Err(io::Error::other(format!(
+            "{}: shrank from {} bytes while being read ({now}; another process truncated it); \
+             the read was discarded, run again when nothing writes the WAL",
+            path.display(),
+            self.len()
+        )))
+    }
+}
+
+fn read_whole(mut file: File, len: u64) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len.min(1 << 30) as usize);
+    file.read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 impl Deref for SegmentData {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match &self.inner {
-            Inner::Map(m) => m,
+            Inner::Map(m) => &m.map,
             Inner::Owned(v) => v,
+        }
+    }
+}
+
+/// Surviving a mapped file that another process truncates.
+///
+/// Reading a page of a shared file map that lies wholly past the file's current end raises
+/// SIGBUS, whose default action ends the process: an initContainer would crash instead of
+/// reporting. Reading files with `read(2)` instead would cost a copy and a buffer per segment
+/// (up to 128 MiB per thread), so walfix keeps the maps and handles the signal:
+///
+/// - every map is registered (address, length) in a fixed table of atomics before it is read;
+/// - a SIGBUS handler, installed once, looks the faulting address up in the table; for a
+///   registered map it maps anonymous zero pages over the rest of that map (`MAP_FIXED`),
+///   marks the registration, and returns, so the faulting read is retried and reads zeros;
+/// - any other SIGBUS (not ours) gets the previous disposition back and happens again, exactly
+///   as without walfix (Rust's own handler, then the default action);
+/// - readers call [`SegmentData::check_intact`] after reading and discard what they computed.
+///
+/// The handler only loads and stores atomics and calls `mmap(2)`, which on Linux is a plain
+/// system call with no locks (not on POSIX's async-signal-safe list, but safe in practice and
+/// what JVMs do for the same problem). Linux only; elsewhere a truncation still raises SIGBUS.
+#[cfg(target_os = "linux")]
+mod sigbus {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+
+    /// Maps open at once: one per worker thread plus a few in repair; more are read instead.
+    const SLOTS: usize = 256;
+
+    struct Slot {
+        /// 0: free; `usize::MAX`: being filled in; otherwise the map's address.
+        start: AtomicUsize,
+        len: AtomicUsize,
+        hit: AtomicBool,
+    }
+
+    #[allow(clippy::declare_interior_mutable_const)]
+    const FREE: Slot = Slot {
+        start: AtomicUsize::new(0),
+        len: AtomicUsize::new(0),
+        hit: AtomicBool::new(false),
+    };
+    static TABLE: [Slot; SLOTS] = [FREE; SLOTS];
+    static PAGE: AtomicUsize = AtomicUsize::new(4096);
+    static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
+
+    /// A registered map; unregisters on drop (before the map itself is unmapped).
+    pub struct Registration(usize);
+
+    impl Registration {
+        pub fn hit(&self) -> bool {
+            TABLE[self.0].hit.load(Ordering::Acquire)
+        }
+    }
+
+    impl Drop for Registration {
+        fn drop(&mut self) {
+            let slot = &TABLE[self.0];
+            slot.len.store(0, Ordering::Release);
+            slot.start.store(0, Ordering::Release);
+        }
+    }
+
+    /// Registers the map at `start..start + len`; `None` if the handler could not be installed
+    /// or the table is full (the caller then reads the file instead of mapping it).
+    pub fn register(start: usize, len: usize) -> Option<Registration> {
+        if !installed() || start == 0 || start == usize::MAX {
+            return None;
+        }
+        for (i, slot) in TABLE.iter().enumerate() {
+            if slot
+                .start
+                .compare_exchange(0, usize::MAX, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                slot.hit.store(false, Ordering::Release);
+                // `len` is 0 while reserved, so the handler cannot match a half-made entry.
+                slot.start.store(start, Ordering::Release);
+                slot.len.store(len, Ordering::Release);
+                return Some(Registration(i));
+            }
+        }
+        None
+    }
+
+    fn installed() -> bool {
+        static INSTALLED: OnceLock<bool> = OnceLock::new();
+        *INSTALLED.get_or_init(|| {
+            // SAFETY: sysconf and sigaction are called with valid arguments; the new action's
+            // handler has the three-argument signature SA_SIGINFO requires, and the old action
+            // is written into a zeroed struct we own.
+            unsafe {
+                let page = libc::sysconf(libc::_SC_PAGESIZE);
+                if page > 0 {
+                    PAGE.store(page as usize, Ordering::Release);
+                }
+                let mut new: libc::sigaction = std::mem::zeroed();
+                new.sa_sigaction = handler as *const () as usize;
+                new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+                libc::sigemptyset(&mut new.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(libc::SIGBUS, &new, &mut old) != 0 {
+                    return false;
+                }
+                let _ = PREVIOUS.set(old);
+            }
+            true
+        })
+    }
+
+    extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+        // SAFETY: the kernel passes a valid siginfo_t for a SA_SIGINFO handler; si_addr is the
+        // faulting address for SIGBUS. The mmap call replaces pages only inside a map that is
+        // registered, i.e. still mapped and owned by a live `SegmentData`, with read-only zero
+        // pages of the same protection, so no other memory changes.
+        unsafe {
+            let addr = (*info).si_addr() as usize;
+            let page = PAGE.load(Ordering::Acquire);
+            for slot in &TABLE {
+                let start = slot.start.load(Ordering::Acquire);
+                let len = slot.len.load(Ordering::Acquire);
+                if len == 0 || addr.wrapping_sub(start) >= len {
+                    continue;
+                }
+                let from = addr & !(page - 1);
+                let end = (start + len).div_ceil(page) * page;
+                let p = libc::mmap(
+                    from as *mut libc::c_void,
+                    end - from,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                );
+                if p != libc::MAP_FAILED {
+                    slot.hit.store(true, Ordering::Release);
+                    return;
+                }
+                break;
+            }
+            // Not one of ours (or the zero pages could not be mapped): put the previous action
+            // back; the faulting access runs again and gets it. A SIGBUS sent by kill(2) is
+            // raised again for the same reason.
+            match PREVIOUS.get() {
+                Some(old) => {
+                    libc::sigaction(libc::SIGBUS, old, std::ptr::null_mut());
+                }
+                None => {
+                    libc::signal(libc::SIGBUS, libc::SIG_DFL);
+                }
+            }
+            if (*info).si_code <= 0 {
+                libc::raise(libc::SIGBUS);
+            }
         }
     }
 }

@@ -418,6 +418,15 @@ pub fn salvage(data: &[u8], kind: LogKind, cut: Option<usize>) -> (Vec<u8>, Loss
     (enc.into_bytes(), loss, kept)
 }
 
+/// Reads the segment at `path` with `f`; an error if another process truncated it meanwhile
+/// (what `f` computed from the bytes past the cut is then wrong and is not returned).
+fn with_segment<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
+    let data = SegmentData::open(path)?;
+    let out = f(&data);
+    data.check_intact(path)?;
+    Ok(out)
+}
+
 /// Entries of every record in `data` from offset `from` on (for truncation and deletion).
 fn loss_from(data: &[u8], from: usize) -> Loss {
     let mut loss = Loss {
@@ -634,17 +643,13 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
             }
             continue;
         }
-        let data = SegmentData::open(&seg.path)?;
         let first_lost = errors.iter().filter_map(|f| f.lost_from).min().unwrap_or(0) as usize;
         let all_tail = errors.iter().all(|f| is_tail_kind(f.kind));
         if opts.mode == Mode::Truncate {
             // Prometheus's repair drops every later segment of the same log. Those go first
             // (newest first), so a run killed half-way still finds the damage and finishes.
             for later in log.segments[i + 1..].iter().rev() {
-                let loss = match SegmentData::open(&later.path) {
-                    Ok(d) => loss_from(&d, 0),
-                    Err(_) => Loss::default(),
-                };
+                let loss = with_segment(&later.path, |d| loss_from(d, 0)).unwrap_or_default();
                 p.actions.push(Action::DeleteSegment {
                     path: later.path.clone(),
                     loss,
@@ -654,7 +659,7 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
                 path: at_path.clone(),
                 at: first_lost as u64,
                 pad: opts.pad,
-                loss: loss_from(&data, first_lost),
+                loss: with_segment(&seg.path, |d| loss_from(d, first_lost))?,
             });
             break;
         }
@@ -664,10 +669,10 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
                 path: at_path.clone(),
                 at: first_lost as u64,
                 pad: pad_tail || !is_newest,
-                loss: loss_from(&data, first_lost),
+                loss: with_segment(&seg.path, |d| loss_from(d, first_lost))?,
             });
         } else {
-            let (_, loss, _) = salvage(&data, log.kind, None);
+            let loss = with_segment(&seg.path, |d| salvage(d, log.kind, None).1)?;
             // Checkpoint segments are always closed padded by Prometheus.
             let ckpt = log
                 .path
@@ -783,9 +788,9 @@ fn recover_repair_file(log: &Log, path: &Path, p: &mut Plan) -> io::Result<()> {
         .unwrap_or_default();
     let seg_name = name.trim_end_matches(".repair");
     let seg_path = log.path.join(seg_name);
-    let original = record_payloads(&SegmentData::open(path)?);
+    let original = with_segment(path, record_payloads)?;
     let current = match seg_path.exists() {
-        true => record_payloads(&SegmentData::open(&seg_path)?),
+        true => with_segment(&seg_path, record_payloads)?,
         false => Vec::new(),
     };
     // Prometheus's repair re-logs the records before the damage into a new segment: what the
@@ -1063,16 +1068,14 @@ fn new_content(a: &Action, opts: &RepairOptions) -> io::Result<Option<Vec<u8>>> 
     };
     Ok(match a {
         Action::SalvageSegment { path, pad, .. } => {
-            let data = SegmentData::open(path)?;
-            let (mut bytes, _, _) = salvage(&data, kind_for(path), None);
+            let (mut bytes, _, _) = with_segment(path, |d| salvage(d, kind_for(path), None))?;
             if *pad {
                 pad_to_page(&mut bytes);
             }
             Some(bytes)
         }
         Action::TruncateSegment { path, at, pad, .. } => {
-            let data = SegmentData::open(path)?;
-            let mut bytes = data.get(..*at as usize).unwrap_or(&data).to_vec();
+            let mut bytes = with_segment(path, |d| d.get(..*at as usize).unwrap_or(d).to_vec())?;
             if *pad {
                 pad_to_page(&mut bytes);
             }
@@ -1088,10 +1091,9 @@ fn new_content(a: &Action, opts: &RepairOptions) -> io::Result<Option<Vec<u8>>> 
             repair_path,
             segment_path,
             ..
-        } => {
-            let data = SegmentData::open(repair_path)?;
-            Some(salvage(&data, kind_for(segment_path), None).0)
-        }
+        } => Some(with_segment(repair_path, |d| {
+            salvage(d, kind_for(segment_path), None).0
+        })?),
         Action::DeleteSegment { .. }
         | Action::MoveToBackup { .. }
         | Action::RemoveOwnTemp { .. }

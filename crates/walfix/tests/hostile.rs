@@ -320,6 +320,86 @@ fn segment_shrinking_between_discovery_and_scan() {
     assert_eq!(seg1, cut as u64);
 }
 
+/// A mapped segment that another process truncates while walfix reads it: reading past the new
+/// end would raise SIGBUS and end the process. The read finishes, the lost pages read as zeros,
+/// and the data says it is no longer intact, naming the file.
+#[test]
+fn segment_truncated_while_mapped_does_not_crash_and_is_reported() {
+    let (_tmp, wal) = wal_dir();
+    let long = segment(3, &(3..8).map(up).collect::<Vec<_>>(), 3000);
+    let seg = wal.join("00000001");
+    fs::write(&seg, &long).unwrap();
+    let data = walfix::mmap::SegmentData::open(&seg).unwrap();
+    assert!(data.is_mapped());
+    assert!(data.intact());
+    let cut = 32768 + 1000;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(cut as u64)
+        .unwrap();
+    // A full scan touches every page of the map, including those now past the end.
+    let scan = walfix::scan::scan_segment(
+        &data,
+        walfix_format::record::LogKind::Wal,
+        walfix::Level::Records,
+        None,
+    );
+    assert!(!data.intact());
+    assert_eq!(data.len(), long.len(), "the map keeps its length");
+    // The page holding the new end keeps its bytes up to the end (the kernel zero-fills the
+    // rest of that page); every later page reads as zeros.
+    assert_eq!(&data[..cut], &long[..cut]);
+    assert!(data[2 * 32768..].iter().all(|&b| b == 0));
+    let err = data.check_intact(&seg).unwrap_err().to_string();
+    assert!(
+        err.contains("00000001")
+            && err.contains("shrank")
+            && err.contains(&format!("now {cut} bytes")),
+        "{err}"
+    );
+    drop(scan);
+    drop(data);
+    // A map made after the truncation is intact again.
+    let again = walfix::mmap::SegmentData::open(&seg).unwrap();
+    assert_eq!(again.len(), cut);
+    let _ = again.iter().map(|&b| u64::from(b)).sum::<u64>();
+    assert!(again.intact());
+}
+
+/// `check` while another thread truncates a segment again and again: every run ends with a
+/// report (the truncation is seen either as a short segment or as a file that shrank while it
+/// was read, an unreadable-segment finding, exit 3), never with a crash.
+#[test]
+fn check_while_a_segment_is_truncated_again_and_again() {
+    let (_tmp, wal) = wal_dir();
+    fs::write(wal.join("00000000"), clean(1, 2)).unwrap();
+    let long = segment(3, &(3..8).map(up).collect::<Vec<_>>(), 40_000);
+    let seg = wal.join("00000001");
+    let mut shrank = 0;
+    for round in 0..20 {
+        fs::write(&seg, &long).unwrap();
+        let cutter = {
+            let seg = seg.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_micros(100 * round));
+                let f = fs::OpenOptions::new().write(true).open(&seg).unwrap();
+                f.set_len(32768).unwrap();
+            })
+        };
+        let r = run(&wal);
+        cutter.join().unwrap();
+        assert!(r.exit_code <= 3);
+        for f in r.findings.iter().filter(|f| f.kind == "unreadable-segment") {
+            assert!(f.message.contains("shrank"), "{f:?}");
+            assert_eq!(r.exit_code, 3);
+            shrank += 1;
+        }
+    }
+    eprintln!("{shrank} of 20 rounds saw the segment shrink while mapped");
+}
+
 /// Label names and values with control characters, escape sequences, NUL and invalid UTF-8
 /// (Prometheus's WAL decoder takes any bytes): the check counts them like any others.
 #[test]
