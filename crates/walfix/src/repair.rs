@@ -488,7 +488,7 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
         loss: Loss::default(),
         before,
     };
-    for log in &layout.logs {
+    for (li, log) in layout.logs.iter().enumerate() {
         own_temps(log, &mut p);
         if let Some(ck) = &log.checkpoint {
             own_temps(&ck.log, &mut p);
@@ -505,17 +505,23 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
                         ck.log.segments.len()
                     ),
                 });
-                // Without the checkpoint Prometheus replays from segment 0.
-                let have = log.segments.iter().map(|s| s.index).collect();
-                if let Some(last) = log.segments.last() {
-                    fill(log, &mut p, &have, 0, last.index);
-                }
+                // Without the checkpoint Prometheus replays from segment 0, so the segments the
+                // checkpoint covered are replayed now: their damage and gaps count.
+                let mut without = layout.clone();
+                without.logs[li].checkpoint = None;
+                let view = check_layout(&without, &check_opts);
+                segments(log, opts, &mut p, &view)?;
+                gaps_without_checkpoint(log, &mut p);
+                leftovers(log, &mut p)?;
+                continue;
             } else {
-                segments(&ck.log, opts, &mut p)?;
+                let view = p.before.clone();
+                segments(&ck.log, opts, &mut p, &view)?;
                 gaps(&ck.log, &mut p);
             }
         }
-        segments(log, opts, &mut p)?;
+        let view = p.before.clone();
+        segments(log, opts, &mut p, &view)?;
         gaps(log, &mut p);
         leftovers(log, &mut p)?;
     }
@@ -585,7 +591,7 @@ fn own_temps(log: &Log, p: &mut Plan) {
 }
 
 /// Damage inside segments.
-fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
+fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io::Result<()> {
     let newest = log
         .segments
         .iter()
@@ -629,7 +635,7 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
             });
             continue;
         }
-        let errors: Vec<&Finding> = error_findings(&p.before, &seg.path)
+        let errors: Vec<&Finding> = error_findings(view, &seg.path)
             .filter(|f| f.severity >= Severity::Repairable)
             .collect();
         let is_newest = Some(seg.index) == newest;
@@ -693,6 +699,13 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
 const MAX_EMPTY_SEGMENTS: u64 = 10_000;
 
 /// Gaps in numbering: empty segments fill them, so Prometheus starts and keeps every segment.
+/// [`gaps`] for a log whose checkpoint is dropped: replay starts at segment 0.
+fn gaps_without_checkpoint(log: &Log, p: &mut Plan) {
+    let mut log = log.clone();
+    log.checkpoint = None;
+    gaps(&log, p);
+}
+
 fn gaps(log: &Log, p: &mut Plan) {
     if log.single_file {
         return;
