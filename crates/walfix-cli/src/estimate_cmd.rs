@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ValueEnum;
+use walfix::report::show_path;
 use walfix_estimate::report::{write_human, JsonOutput};
 use walfix_estimate::{
     detect_memory_limit, estimate_path, Family, LabelLayout, MemoryLimit, ModelOptions, ReadOptions,
@@ -119,7 +120,7 @@ fn affinity_cpus() -> Option<u32> {
 }
 
 fn fail(msg: String) -> ExitCode {
-    eprintln!("walfix: {msg}");
+    eprintln!("walfix: {}", walfix_format::text::escape_controls(&msg));
     ExitCode::from(EXIT_OPERATIONAL)
 }
 
@@ -193,7 +194,7 @@ pub fn run(args: EstimateArgs) -> ExitCode {
     };
     let report = match estimate_path(&args.path, &opts, read) {
         Ok(r) => r,
-        Err(e) => return fail(format!("{}: {e}", args.path.display())),
+        Err(e) => return fail(format!("{}: {e}", show_path(&args.path))),
     };
     let fit = report.verdict(limit_bytes);
     let mut code = fit.exit_code;

@@ -2,7 +2,9 @@
 
 use std::io::{self, Write};
 
+use walfix::report::show_path;
 use walfix::{Level, Report, Severity, Stats};
+use walfix_format::text::escape_controls;
 
 fn size(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -72,7 +74,7 @@ pub fn write(out: &mut impl Write, r: &Report, level: Level) -> io::Result<()> {
         Level::Frames => "frames (pages, fragments, CRC)",
         Level::Records => "records (framing, decompression, decoding)",
     };
-    writeln!(out, "walfix check {}  [level: {lvl}]", r.root.display())?;
+    writeln!(out, "walfix check {}  [level: {lvl}]", show_path(&r.root))?;
     writeln!(out)?;
     for l in &r.logs {
         let range = match (l.first_segment, l.last_segment) {
@@ -83,7 +85,7 @@ pub fn write(out: &mut impl Write, r: &Report, level: Level) -> io::Result<()> {
             out,
             "  {:<10} {}  {range}: {} file(s), {} empty, {}; {}",
             l.log,
-            l.path.display(),
+            show_path(&l.path),
             l.stats.segments,
             l.stats.empty_segments,
             size(l.stats.bytes),
@@ -109,19 +111,19 @@ pub fn write(out: &mut impl Write, r: &Report, level: Level) -> io::Result<()> {
                 "  {} [{}] {}{at}",
                 label(f.severity),
                 f.kind,
-                f.file.display()
+                show_path(&f.file)
             )?;
-            writeln!(out, "      {}", f.message)?;
+            writeln!(out, "      {}", escape_controls(&f.message))?;
             if let Some(e) = &f.prometheus_error {
                 writeln!(
                     out,
                     "      Prometheus would log: corruption in segment {} at {}: {}",
-                    f.file.display(),
+                    show_path(&f.file),
                     e.offset,
-                    e.message
+                    escape_controls(&e.message)
                 )?;
             }
-            writeln!(out, "      Prometheus: {}", f.prometheus)?;
+            writeln!(out, "      Prometheus: {}", escape_controls(&f.prometheus))?;
         }
     }
     writeln!(out)?;

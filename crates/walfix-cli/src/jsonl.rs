@@ -14,7 +14,8 @@ enum Line<'a> {
     Begin {
         schema: &'static str,
         walfix_version: &'static str,
-        path: String,
+        #[serde(serialize_with = "walfix::report::lossless_path")]
+        path: &'a std::path::Path,
     },
     Log(&'a walfix::report::LogSummary),
     Finding(&'a walfix::Finding),
@@ -40,7 +41,7 @@ pub fn write(out: &mut impl Write, r: &Report) -> io::Result<()> {
         &Line::Begin {
             schema: SCHEMA,
             walfix_version: env!("CARGO_PKG_VERSION"),
-            path: r.root.display().to_string(),
+            path: &r.root,
         },
     )?;
     for l in &r.logs {

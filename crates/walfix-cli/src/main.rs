@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use walfix::report::show_path;
 
 const EXIT_CODES: &str = "\
 Exit codes (made for a Kubernetes initContainer):
@@ -101,7 +102,11 @@ fn run_check(args: CheckArgs) -> ExitCode {
     let report = match walfix::check(&args.path, &opts) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("walfix: {}: {e}", args.path.display());
+            eprintln!(
+                "walfix: {}: {}",
+                show_path(&args.path),
+                walfix_format::text::escape_controls(&e.to_string())
+            );
             return ExitCode::from(EXIT_OPERATIONAL);
         }
     };

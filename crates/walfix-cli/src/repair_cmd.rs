@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 use serde::Serialize;
 use walfix::repair::{self, Action, Loss, Mode, Plan, RepairError, RepairOptions};
+use walfix::report::show_path;
 use walfix::{Report, Severity};
+use walfix_format::text::escape_controls;
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -96,34 +98,34 @@ fn describe(a: &Action) -> String {
     match a {
         Action::SalvageSegment { path, loss, .. } => format!(
             "salvage {}: rewrite it with every record that reads cleanly\n       loses: {}",
-            path.display(),
+            show_path(path),
             loss_text(loss)
         ),
         Action::TruncateSegment { path, at, pad, loss } => format!(
             "truncate {} at byte {at}{}\n       loses: {}",
-            path.display(),
+            show_path(path),
             if *pad { " and zero-pad the last page" } else { "" },
             loss_text(loss)
         ),
         Action::PadSegment { path, bytes } => {
-            format!("zero-pad the last page of {} ({bytes} bytes)", path.display())
+            format!("zero-pad the last page of {} ({bytes} bytes)", show_path(path))
         }
         Action::DeleteSegment { path, loss } => format!(
             "remove segment {} (as Prometheus's repair would)\n       loses: {}",
-            path.display(),
+            show_path(path),
             loss_text(loss)
         ),
         Action::RenameSegment { from, path } => format!(
             "rename {} to {} (Prometheus opens segments by their 8-digit name)",
-            from.display(),
-            path.display()
+            show_path(from),
+            show_path(path)
         ),
         Action::CreateEmptySegment { path } => format!(
             "create empty segment {} to close a gap (Prometheus needs consecutive segments)",
-            path.display()
+            show_path(path)
         ),
         Action::MoveToBackup { path, why } => {
-            format!("move {} to the backup: {why}", path.display())
+            format!("move {} to the backup: {}", show_path(path), escape_controls(why))
         }
         Action::RecoverRepairFile {
             repair_path,
@@ -131,11 +133,11 @@ fn describe(a: &Action) -> String {
             records_recovered,
         } => format!(
             "rebuild {} from {} (recovers {records_recovered} record(s) Prometheus's interrupted repair left behind)",
-            segment_path.display(),
-            repair_path.display()
+            show_path(segment_path),
+            show_path(repair_path)
         ),
         Action::RemoveOwnTemp { path } => {
-            format!("remove {} (a temp file of an interrupted walfix run)", path.display())
+            format!("remove {} (a temp file of an interrupted walfix run)", show_path(path))
         }
     }
 }
@@ -167,7 +169,7 @@ fn print_plan(out: &mut impl Write, p: &Plan) -> io::Result<()> {
     writeln!(
         out,
         "walfix repair {}  [mode: {mode}]",
-        p.before.root.display()
+        show_path(&p.before.root)
     )?;
     writeln!(out, "Before: {}", p.before.prometheus_outcome)?;
     if p.actions.is_empty() {
@@ -178,7 +180,7 @@ fn print_plan(out: &mut impl Write, p: &Plan) -> io::Result<()> {
             "Plan: {} change(s); backup {} in {}",
             p.actions.len(),
             size(p.backup_bytes),
-            p.backup_dir.display()
+            show_path(&p.backup_dir)
         )?;
         for (i, a) in p.actions.iter().enumerate() {
             writeln!(out, "  {:>2}. {}", i + 1, describe(a))?;
@@ -186,7 +188,7 @@ fn print_plan(out: &mut impl Write, p: &Plan) -> io::Result<()> {
         writeln!(out, "Total loss: {}", loss_text(&p.loss))?;
     }
     for u in &p.unresolved {
-        writeln!(out, "Unresolved: {u}")?;
+        writeln!(out, "Unresolved: {}", escape_controls(u))?;
     }
     Ok(())
 }
@@ -199,8 +201,8 @@ fn print_after(out: &mut impl Write, label: &str, after: &Report) -> io::Result<
             "  {} [{}] {}: {}",
             f.severity.name(),
             f.kind,
-            f.file.display(),
-            f.message
+            show_path(&f.file),
+            escape_controls(&f.message)
         )?;
     }
     Ok(())
@@ -225,7 +227,11 @@ pub fn run(args: RepairArgs) -> ExitCode {
     let plan = match repair::plan(&args.path, &opts) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("walfix repair: {}: {e}", args.path.display());
+            eprintln!(
+                "walfix repair: {}: {}",
+                show_path(&args.path),
+                escape_controls(&e.to_string())
+            );
             return ExitCode::from(3);
         }
     };
@@ -239,7 +245,10 @@ pub fn run(args: RepairArgs) -> ExitCode {
         match repair::predict(&plan, &opts) {
             Ok(r) => Some(r),
             Err(e) => {
-                eprintln!("walfix repair: cannot predict the result: {e}");
+                eprintln!(
+                    "walfix repair: cannot predict the result: {}",
+                    escape_controls(&e.to_string())
+                );
                 None
             }
         }
@@ -304,7 +313,7 @@ pub fn run(args: RepairArgs) -> ExitCode {
                         out,
                         "Done: {} change(s) made; removed bytes are in {}",
                         o.done,
-                        plan.backup_dir.display()
+                        show_path(&plan.backup_dir)
                     )?;
                     print_after(&mut out, "After", &o.after)
                 } else {
@@ -317,7 +326,7 @@ pub fn run(args: RepairArgs) -> ExitCode {
     }
     .and_then(|_| out.flush());
     if let Some(e) = &err {
-        eprintln!("walfix repair: {e}");
+        eprintln!("walfix repair: {}", escape_controls(&e.to_string()));
     }
     match res {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {

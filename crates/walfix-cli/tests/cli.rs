@@ -120,3 +120,167 @@ fn human_report_names_file_offset_and_prometheus_line() {
     );
     assert!(text.contains("exit 1"), "{text}");
 }
+
+/// A data dir whose name holds an escape sequence and a byte that is not UTF-8, with a WAL
+/// where three series start at t0 and three more an hour later, their `pod` values holding an
+/// escape sequence, a newline and invalid UTF-8 (Prometheus's decoder takes any bytes).
+fn hostile_names_wal() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::ffi::OsStrExt;
+    use walfix_format::encode::SegmentEncoder;
+    use walfix_format::fragment::Compression;
+    use walfix_format::record::{OwnedSeries, Record, Sample};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"data-\x1b[2J-\xff"));
+    let wal = data.join("wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    let pods: [&[u8]; 6] = [
+        b"a",
+        b"b",
+        b"c",
+        b"\x1b[31mred",
+        b"line\nbreak",
+        b"\xff\xfe",
+    ];
+    let series = |refs: std::ops::Range<usize>| {
+        Record::Series(
+            refs.map(|i| OwnedSeries {
+                series_ref: i as u64 + 1,
+                labels: vec![
+                    (b"__name__".to_vec(), b"up".to_vec()),
+                    (b"pod".to_vec(), pods[i].to_vec()),
+                ],
+            })
+            .collect(),
+        )
+    };
+    let mut enc = SegmentEncoder::new();
+    let mut buf = Vec::new();
+    let mut put = |r: Record, enc: &mut SegmentEncoder| {
+        buf.clear();
+        r.encode(&mut buf);
+        enc.append(&buf, Compression::Snappy);
+    };
+    put(series(0..3), &mut enc);
+    let t0 = 1_700_000_000_000i64;
+    for k in 0..480i64 {
+        let t = t0 + k * 15_000;
+        if k == 240 {
+            put(series(3..6), &mut enc);
+        }
+        let live = if k < 240 { 3 } else { 6 };
+        put(
+            Record::Samples(
+                (0..live)
+                    .map(|i| Sample {
+                        series_ref: i as u64 + 1,
+                        t,
+                        st: 0,
+                        v: 1.0,
+                    })
+                    .collect(),
+            ),
+            &mut enc,
+        );
+    }
+    std::fs::write(wal.join("00000000"), enc.into_bytes()).unwrap();
+    (tmp, data)
+}
+
+#[test]
+fn human_output_escapes_control_characters_and_invalid_utf8() {
+    let (_tmp, data) = hostile_names_wal();
+    for args in [&["check"][..], &["estimate"]] {
+        let out = walfix().args(args).arg(&data).output().unwrap();
+        assert!(out.status.code().unwrap() <= 2, "{args:?}: {out:?}");
+        let text = &out.stdout;
+        assert!(!text.contains(&0x1b), "{args:?}: raw ESC in output");
+        assert!(
+            std::str::from_utf8(text).is_ok(),
+            "{args:?}: output is not UTF-8"
+        );
+        let text = String::from_utf8_lossy(text);
+        assert!(text.contains("data-\\x1b[2J-\\xff"), "{args:?}: {text}");
+    }
+    let out = walfix().arg("estimate").arg(&data).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let churn = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("pod "))
+        .unwrap_or_else(|| panic!("no churning pod line: {text}"));
+    for shown in ["\\x1b[31mred", "line\\nbreak", "\\xff\\xfe"] {
+        assert!(churn.contains(shown), "{shown} missing: {churn}");
+    }
+}
+
+#[test]
+fn json_output_keeps_label_and_path_bytes() {
+    let (_tmp, data) = hostile_names_wal();
+    // Paths: a string when UTF-8, else {"bytes": base64} of the exact bytes.
+    let out = walfix()
+        .args(["check", "--json"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let first: Value =
+        serde_json::from_slice(out.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    let got = first["path"]["bytes"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{first}"));
+    use std::os::unix::ffi::OsStrExt;
+    assert_eq!(from_base64(got), data.as_os_str().as_bytes());
+
+    let out = walfix()
+        .args(["estimate", "--json"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pod = v["inputs"]["churning_labels"]
+        .as_array()
+        .and_then(|a| a.iter().find(|l| l["name"] == "pod"))
+        .unwrap_or_else(|| panic!("{v}"))
+        .clone();
+    let examples = pod["examples"].as_array().unwrap();
+    // UTF-8 values are JSON strings (control characters escaped by JSON itself, read back
+    // exactly); b"\xff\xfe" is base64 "//4=".
+    assert!(examples.contains(&Value::from("\u{1b}[31mred")), "{pod}");
+    assert!(examples.contains(&Value::from("line\nbreak")), "{pod}");
+    assert!(
+        examples.contains(&serde_json::json!({"bytes": "//4="})),
+        "{pod}"
+    );
+    let got = v["path"]["bytes"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", v["path"]));
+    assert_eq!(from_base64(got), data.as_os_str().as_bytes());
+}
+
+/// RFC 4648 base64 decoding, written here so the test does not trust walfix's encoder.
+fn from_base64(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let mut out = Vec::new();
+    for quad in s.as_bytes().chunks(4) {
+        let data: Vec<u8> = quad
+            .iter()
+            .copied()
+            .filter(|&c| c != b'=')
+            .map(val)
+            .collect();
+        let n = data
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &d)| n | u32::from(d) << (18 - 6 * i));
+        out.extend(n.to_be_bytes()[1..].iter().take(data.len() - 1));
+    }
+    out
+}

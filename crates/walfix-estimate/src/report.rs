@@ -148,6 +148,7 @@ pub fn fit(e: &Estimate, limit: Option<u64>) -> Fit {
 #[derive(Serialize)]
 pub struct JsonOutput<'a> {
     /// The path given.
+    #[serde(serialize_with = "walfix::report::lossless_path")]
     pub path: &'a Path,
     /// Version family used.
     pub prometheus_version: &'static str,
@@ -257,7 +258,7 @@ pub fn write_human(
     writeln!(
         w,
         "walfix estimate {}  [Prometheus {} family, {:?} labels, GOGC {}/{}, GOMEMLIMIT {}, {} CPU(s)]",
-        path.display(),
+        walfix::report::show_path(path),
         o.family.name(),
         o.labels,
         o.gogc_replay,
@@ -373,7 +374,11 @@ pub fn write_human(
                 thousands(l.values_after_start),
                 thousands(l.series_after_start),
                 thousands(l.values),
-                l.examples.join(", ")
+                l.examples
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )?;
         }
     }

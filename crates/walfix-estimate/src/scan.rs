@@ -16,6 +16,7 @@ use std::path::Path;
 use serde::Serialize;
 use walfix::layout::{discover, Layout, Log, WalFlavor};
 use walfix::mmap::SegmentData;
+use walfix::report::Text;
 use walfix_format::fragment::{page_start, PAGE_SIZE};
 use walfix_format::frames::{RecordEvent, RecordReader};
 use walfix_format::record::{
@@ -76,8 +77,9 @@ pub struct HourBucket {
 /// Series created per metric name.
 #[derive(Clone, Debug, Serialize)]
 pub struct MetricChurn {
-    /// Metric name (`__name__`), or `(other)` beyond the tracked names.
-    pub name: String,
+    /// Metric name (`__name__`), or `(other)` beyond the tracked names. The bytes as they are in
+    /// the WAL: printed escaped, serialized as a string or `{"bytes": base64}` (see [`Text`]).
+    pub name: Text,
     /// Distinct series.
     pub series: u64,
     /// Of those, created after the warm-up (churn).
@@ -87,8 +89,8 @@ pub struct MetricChurn {
 /// What one label name contributes.
 #[derive(Clone, Debug, Serialize)]
 pub struct LabelChurn {
-    /// Label name, or `(other)`.
-    pub name: String,
+    /// Label name, or `(other)` (bytes as in the WAL, see [`Text`]).
+    pub name: Text,
     /// Distinct series carrying it.
     pub series: u64,
     /// Distinct values.
@@ -98,7 +100,7 @@ pub struct LabelChurn {
     /// Series created after the warm-up carrying it.
     pub series_after_start: u64,
     /// A few of the values first seen after the warm-up.
-    pub examples: Vec<String>,
+    pub examples: Vec<Text>,
 }
 
 /// Everything the model needs, from one pass. Counts are over what Prometheus replays.
@@ -233,7 +235,7 @@ struct NameStat {
     values: u64,
     values_after_start: u64,
     series_after_start: u64,
-    examples: Vec<String>,
+    examples: Vec<Text>,
 }
 
 #[derive(Default)]
@@ -383,7 +385,7 @@ impl Collector {
                 if after {
                     stat.values_after_start += 1;
                     if stat.examples.len() < EXAMPLES {
-                        stat.examples.push(String::from_utf8_lossy(v).into_owned());
+                        stat.examples.push(Text::from(v));
                     }
                 }
             }
@@ -775,7 +777,7 @@ fn finish_inputs(mut col: Collector, opts: &ScanOptions) -> Inputs {
         .metrics
         .iter()
         .map(|(n, s)| MetricChurn {
-            name: String::from_utf8_lossy(n).into_owned(),
+            name: Text::from(&n[..]),
             series: s.series,
             created_after_start: s.after_start,
         })
@@ -795,7 +797,7 @@ fn finish_inputs(mut col: Collector, opts: &ScanOptions) -> Inputs {
     let mut labels: Vec<LabelChurn> = col
         .names
         .iter()
-        .map(|(n, (_, s))| label_churn(String::from_utf8_lossy(n).into_owned(), s))
+        .map(|(n, (_, s))| label_churn(Text::from(&n[..]), s))
         .collect();
     if col.other_name.series > 0 {
         labels.push(label_churn("(other)".into(), &col.other_name));
@@ -811,7 +813,7 @@ fn finish_inputs(mut col: Collector, opts: &ScanOptions) -> Inputs {
     o
 }
 
-fn label_churn(name: String, s: &NameStat) -> LabelChurn {
+fn label_churn(name: Text, s: &NameStat) -> LabelChurn {
     LabelChurn {
         name,
         series: s.series,

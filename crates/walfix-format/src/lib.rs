@@ -9,3 +9,4 @@ pub mod encode;
 pub mod fragment;
 pub mod frames;
 pub mod record;
+pub mod text;

@@ -114,7 +114,7 @@ pub enum Action {
     /// Rewrite a segment with every record that reads cleanly, in order.
     SalvageSegment {
         /// The segment.
-        #[serde(serialize_with = "crate::report::lossy_path")]
+        #[serde(serialize_with = "crate::report::lossless_path")]
         path: PathBuf,
         /// Zero-pad the last page (always for segments older than the newest, which Prometheus
         /// closes padded).
@@ -126,7 +126,7 @@ pub enum Action {
     /// then zero-pad to a page boundary if `pad`.
     TruncateSegment {
         /// The segment.
-        #[serde(serialize_with = "crate::report::lossy_path")]
+        #[serde(serialize_with = "crate::report::lossless_path")]
         path: PathBuf,
         /// Offset of the first byte dropped.
         at: u64,
@@ -138,7 +138,7 @@ pub enum Action {
     /// Zero-pad the last page of a segment (`--pad`).
     PadSegment {
         /// The segment.
-        #[serde(serialize_with = "crate::report::lossy_path")]
+        #[serde(serialize_with = "crate::report::lossless_path")]
         path: PathBuf,
         /// Zero bytes added.
         bytes: u64,
@@ -146,7 +146,7 @@ pub enum Action {
     /// Move a whole segment to the backup.
     DeleteSegment {
         /// The segment.
-        #[serde(serialize_with = "crate::report::lossy_path")]
+        #[serde(serialize_with = "crate::report::lossless_path")]
         path: PathBuf,
         /// What it loses.
         loss: Loss,
@@ -154,22 +154,22 @@ pub enum Action {
     /// Rename a segment to the 8-digit name Prometheus opens it by (its bytes are unchanged).
     RenameSegment {
         /// The file as named now.
-        #[serde(serialize_with = "crate::report::lossy_path")]
+        #[serde(serialize_with = "crate::report::lossless_path")]
         from: PathBuf,
         /// Its canonical name.
-        #[serde(serialize_with = "crate::report::lossy_path")]
+        #[serde(serialize_with = "crate::report::lossless_path")]
         path: PathBuf,
     },
     /// Create an empty segment to close a gap (an empty segment is valid; numbering is kept).
     CreateEmptySegment {
         /// The new segment.
-        #[serde(serialize_with = "crate::report::lossy_path")]
+        #[serde(serialize_with = "crate::report::lossless_path")]
         path: PathBuf,
     },
     /// Move an entry Prometheus trips over or deletes anyway into the backup.
     MoveToBackup {
         /// The entry.
-        #[serde(serialize_with = "crate::report::lossy_path")]
+        #[serde(serialize_with = "crate::report::lossless_path")]
         path: PathBuf,
         /// Why.
         why: String,
@@ -178,10 +178,10 @@ pub enum Action {
     /// repair, which holds the segment's original records.
     RecoverRepairFile {
         /// The `.repair` file.
-        #[serde(serialize_with = "crate::report::lossy_path")]
+        #[serde(serialize_with = "crate::report::lossless_path")]
         repair_path: PathBuf,
         /// The segment it belongs to.
-        #[serde(serialize_with = "crate::report::lossy_path")]
+        #[serde(serialize_with = "crate::report::lossless_path")]
         segment_path: PathBuf,
         /// Records recovered beyond what the segment holds now.
         records_recovered: u64,
@@ -189,7 +189,7 @@ pub enum Action {
     /// Remove a temp file left by a killed walfix run (its content is derived, never original).
     RemoveOwnTemp {
         /// The file.
-        #[serde(serialize_with = "crate::report::lossy_path")]
+        #[serde(serialize_with = "crate::report::lossless_path")]
         path: PathBuf,
     },
 }
@@ -227,10 +227,10 @@ pub struct Plan {
     /// Salvage or truncate.
     pub mode: Mode,
     /// The data dir (lock file and default backup live here).
-    #[serde(serialize_with = "crate::report::lossy_path")]
+    #[serde(serialize_with = "crate::report::lossless_path")]
     pub data_root: PathBuf,
     /// Where removed bytes go.
-    #[serde(serialize_with = "crate::report::lossy_path")]
+    #[serde(serialize_with = "crate::report::lossless_path")]
     pub backup_dir: PathBuf,
     /// Changes, in the order they are made.
     pub actions: Vec<Action>,

@@ -5,10 +5,77 @@ use std::path::PathBuf;
 
 use serde::{Serialize, Serializer};
 
-/// Serializes a path as a string; bytes that are not UTF-8 become U+FFFD (paths only identify
-/// files here, so this is documented as lossy in docs/json-output.md).
-pub fn lossy_path<S: Serializer>(p: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&p.to_string_lossy())
+/// Bytes from disk (a label name or value, a file name) that print safely and serialize without
+/// loss: as a JSON string when they are UTF-8 (JSON escapes control characters), otherwise as
+/// `{"bytes": "<base64>"}` (docs/json-output.md). `Display` escapes control characters and
+/// invalid bytes ([`walfix_format::text::escape`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Text(pub Vec<u8>);
+
+impl Text {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&[u8]> for Text {
+    fn from(b: &[u8]) -> Text {
+        Text(b.to_vec())
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text(s.as_bytes().to_vec())
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&walfix_format::text::escape(&self.0))
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        bytes_json(&self.0, s)
+    }
+}
+
+fn bytes_json<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    match std::str::from_utf8(b) {
+        Ok(text) => s.serialize_str(text),
+        Err(_) => {
+            let mut m = s.serialize_map(Some(1))?;
+            m.serialize_entry("bytes", &walfix_format::text::base64(b))?;
+            m.end()
+        }
+    }
+}
+
+/// The bytes of a path (on Unix, exactly the bytes of the name).
+pub fn path_bytes(p: &std::path::Path) -> std::borrow::Cow<'_, [u8]> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        std::borrow::Cow::Borrowed(p.as_os_str().as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        std::borrow::Cow::Owned(p.to_string_lossy().into_owned().into_bytes())
+    }
+}
+
+/// A path for a terminal: control characters and bytes that are not UTF-8 escaped.
+pub fn show_path(p: &std::path::Path) -> String {
+    walfix_format::text::escape(&path_bytes(p))
+}
+
+/// Serializes a path like [`Text`]: a string when UTF-8, else `{"bytes": "<base64>"}`.
+pub fn lossless_path<S: Serializer>(p: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
+    bytes_json(&path_bytes(p), s)
 }
 
 /// How bad a finding is. The order is the order of exit codes.
@@ -111,7 +178,7 @@ pub struct Finding {
     /// `wal`, `wbl`, `checkpoint` or `agent`.
     pub log: &'static str,
     /// The file or directory concerned.
-    #[serde(serialize_with = "lossy_path")]
+    #[serde(serialize_with = "lossless_path")]
     pub file: PathBuf,
     /// Segment index, when the finding is inside a segment.
     pub segment: Option<u64>,
@@ -224,7 +291,7 @@ pub struct LogSummary {
     /// `wal`, `wbl`, `checkpoint` or `agent`.
     pub log: &'static str,
     /// Directory (or file).
-    #[serde(serialize_with = "lossy_path")]
+    #[serde(serialize_with = "lossless_path")]
     pub path: PathBuf,
     /// Lowest and highest segment index.
     pub first_segment: Option<u64>,
@@ -238,7 +305,7 @@ pub struct LogSummary {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     /// The path checked.
-    #[serde(serialize_with = "lossy_path")]
+    #[serde(serialize_with = "lossless_path")]
     pub root: PathBuf,
     /// Logs in replay order (a WAL's checkpoint first, as its own entry).
     pub logs: Vec<LogSummary>,
