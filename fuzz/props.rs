@@ -1372,8 +1372,9 @@ pub fn repair(data: &[u8]) {
         let again = plan(&path, &opts).expect("second plan");
         assert!(
             again.actions.is_empty(),
-            "a second repair would change more: {:?}",
-            again.actions
+            "a second repair would change more: {:?}; first plan: {:?}",
+            again.actions,
+            p.actions
         );
     }
 }

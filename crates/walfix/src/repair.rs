@@ -452,7 +452,8 @@ fn loss_from(data: &[u8], from: usize) -> Loss {
     loss
 }
 
-fn error_findings<'a>(report: &'a Report, path: &'a Path) -> impl Iterator<Item = &'a Finding> {
+fn error_findings<'a>(report: &'a Report, path: &Path) -> impl Iterator<Item = &'a Finding> {
+    let path = path.to_path_buf();
     report.findings.iter().filter(move |f| {
         f.file == path && f.segment.is_some() && f.offset.is_some() && f.lost_from.is_some()
     })
@@ -592,12 +593,47 @@ fn own_temps(log: &Log, p: &mut Plan) {
 
 /// Damage inside segments.
 fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io::Result<()> {
-    let newest = log
-        .segments
-        .iter()
-        .rev()
-        .find(|s| s.len > 0)
-        .map(|s| s.index);
+    let errors_of = |seg: &crate::layout::SegmentFile| -> Vec<&'_ Finding> {
+        error_findings(view, &seg.path)
+            .filter(|f| f.severity >= Severity::Repairable)
+            .collect()
+    };
+    // First, what each segment holds after the repair, to know which one will be the newest
+    // non-empty segment (the one `--pad` pads and the only one left unpadded): a salvage that
+    // keeps nothing or a cut at 0 leaves an empty segment, and truncate mode drops later ones.
+    let first_bad = match opts.mode {
+        Mode::Truncate => log
+            .segments
+            .iter()
+            .position(|s| !s.is_dir && !errors_of(s).is_empty()),
+        Mode::Salvage => None,
+    };
+    let mut salvage_loss: Vec<Option<Loss>> = vec![None; log.segments.len()];
+    let mut newest = None;
+    for (i, seg) in log.segments.iter().enumerate() {
+        if first_bad.is_some_and(|d| i > d) {
+            break;
+        }
+        if seg.is_dir {
+            continue;
+        }
+        let errors = errors_of(seg);
+        let non_empty = if errors.is_empty() {
+            seg.len > 0
+        } else {
+            let first_lost = errors.iter().filter_map(|f| f.lost_from).min().unwrap_or(0);
+            if opts.mode == Mode::Truncate || errors.iter().all(|f| is_tail_kind(f.kind)) {
+                first_lost > 0
+            } else {
+                let (_, loss, kept) = with_segment(&seg.path, |d| salvage(d, log.kind, None))?;
+                salvage_loss[i] = Some(loss);
+                kept > 0
+            }
+        };
+        if non_empty {
+            newest = Some(seg.index);
+        }
+    }
     for (i, seg) in log.segments.iter().enumerate() {
         let canonical = crate::layout::segment_name(seg.index);
         // Where the segment is once earlier actions ran: a renamed segment is changed under its
@@ -635,9 +671,7 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
             });
             continue;
         }
-        let errors: Vec<&Finding> = error_findings(view, &seg.path)
-            .filter(|f| f.severity >= Severity::Repairable)
-            .collect();
+        let errors = errors_of(seg);
         let is_newest = Some(seg.index) == newest;
         let pad_tail = opts.pad && is_newest && !log.single_file;
         if errors.is_empty() {
@@ -678,7 +712,10 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
                 loss: with_segment(&seg.path, |d| loss_from(d, first_lost))?,
             });
         } else {
-            let loss = with_segment(&seg.path, |d| salvage(d, log.kind, None).1)?;
+            let loss = match salvage_loss[i].take() {
+                Some(l) => l,
+                None => with_segment(&seg.path, |d| salvage(d, log.kind, None).1)?,
+            };
             // Checkpoint segments are always closed padded by Prometheus.
             let ckpt = log
                 .path
