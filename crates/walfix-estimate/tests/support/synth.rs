@@ -12,7 +12,8 @@
 //! that does not fit in the segment starts the next one (128 MiB segments by default).
 //!
 //! Churn is pod churn: every `churn_period` seconds each target is replaced (new `pod` and
-//! `instance` values, so every series of it is new) with probability `churn_pct` %.
+//! `instance` values, so every series of it is new) with probability `churn_pct` %, or, with
+//! `churn_exact=1`, exactly `churn_pct` % of the targets in rotation.
 
 // Shared by a test and an example; each uses part of it.
 #![allow(dead_code)]
@@ -54,6 +55,9 @@ pub struct Workload {
     pub churn_period_s: u32,
     /// Chance in percent that a target is replaced at each churn period.
     pub churn_pct: u32,
+    /// Replace exactly `churn_pct` % of the targets at each churn period (in rotation) instead
+    /// of tossing a coin per target: the churn rate is then the same in every part of the WAL.
+    pub churn_exact: bool,
     /// Seed of every pseudo-random choice.
     pub seed: u64,
     /// Time of the first scrape, ms since the epoch.
@@ -72,6 +76,7 @@ impl Default for Workload {
             duration_s: 1800,
             churn_period_s: 0,
             churn_pct: 0,
+            churn_exact: false,
             seed: 1,
             // 2025-06-15T12:10:00Z: 10 minutes into a 2 h head chunk range.
             start_ms: 1_749_989_400_000,
@@ -117,6 +122,7 @@ impl Workload {
                 "duration" => w.duration_s = small()?,
                 "churn_period" => w.churn_period_s = small()?,
                 "churn_pct" => w.churn_pct = small()?,
+                "churn_exact" => w.churn_exact = n != 0,
                 "seed" => w.seed = n,
                 "start_ms" => w.start_ms = n as i64,
                 _ => return Err(format!("unknown workload key {k:?}")),
@@ -143,7 +149,7 @@ impl Workload {
             self.churn_pct,
             self.seed,
             self.start_ms
-        )
+        ) + if self.churn_exact { ",churn_exact=1" } else { "" }
     }
 
     fn epochs(&self) -> u32 {
@@ -160,10 +166,15 @@ impl Workload {
                 let mut g = 0;
                 (0..self.epochs())
                     .map(|e| {
-                        if e > 0
-                            && mix(self.seed, &[1, k as u64, e as u64]) % 100
-                                < self.churn_pct as u64
-                        {
+                        let n = self.targets * self.churn_pct / 100;
+                        let replaced = if self.churn_exact {
+                            // A window of n targets that moves on by n every epoch.
+                            let from = (e as u64 * n as u64 % self.targets as u64) as u32;
+                            (k + self.targets - from) % self.targets < n
+                        } else {
+                            mix(self.seed, &[1, k as u64, e as u64]) % 100 < self.churn_pct as u64
+                        };
+                        if e > 0 && replaced {
                             g += 1;
                         }
                         g
