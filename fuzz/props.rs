@@ -1283,7 +1283,8 @@ pub fn repair(data: &[u8]) {
         .collect();
 
     let p = plan(&path, &opts).expect("plan failed on a directory with a WAL");
-    let outcome = execute(&p, &opts, &NoSyncFs).expect("repair failed");
+    let outcome = execute(&p, &opts, &NoSyncFs)
+        .unwrap_or_else(|e| panic!("repair failed: {e:?}; plan: {:?}", p.actions));
     let after = walfix::check(
         &path,
         &walfix::CheckOptions {

@@ -4,6 +4,7 @@
 //! ```text
 //! walfix-prof gen snappy|zstd SIZE_MIB OUT_FILE    write a synthetic segment
 //! walfix-prof scan frames|records N FILE...        scan each FILE N times
+//! walfix-prof phases N FILE...                      time framing+CRC, snappy, decoding apart
 //! ```
 
 use std::time::Instant;
@@ -48,6 +49,12 @@ fn main() {
                 );
             }
         }
+        ["phases", n, files @ ..] => {
+            let n: usize = n.parse().expect("N");
+            for f in files {
+                phases(f, n);
+            }
+        }
         _ => {
             eprintln!(
                 "usage: walfix-prof gen snappy|zstd SIZE_MIB OUT | scan frames|records N FILE..."
@@ -55,4 +62,62 @@ fn main() {
             std::process::exit(2);
         }
     }
+}
+
+/// Times the three stages of a full check separately on one file: framing with CRC and the
+/// assembly of split records; snappy decompression of every record; decoding every record.
+fn phases(f: &str, n: usize) {
+    use walfix_format::frames::{Event, SegmentReader};
+    let data = std::fs::read(f).expect("read");
+    let mut stored: Vec<(Vec<u8>, walfix_format::fragment::Compression)> = Vec::new();
+    let t = Instant::now();
+    for i in 0..n {
+        let mut r = SegmentReader::new(&data);
+        while let Some(ev) = r.next() {
+            if let Event::Record(rec) = ev {
+                if i == 0 {
+                    stored.push((rec.payload.to_vec(), rec.compression));
+                }
+            }
+        }
+    }
+    let frames = t.elapsed().as_secs_f64() / n as f64;
+    let mut outs: Vec<Vec<u8>> = Vec::new();
+    let mut buf = Vec::new();
+    let t = Instant::now();
+    for i in 0..n {
+        for (p, c) in &stored {
+            walfix_format::compression::decompress(*c, p, &mut buf).expect("decompress");
+            if i == 0 {
+                outs.push(buf.clone());
+            }
+        }
+    }
+    let snappy = t.elapsed().as_secs_f64() / n as f64;
+    let out_bytes: usize = outs.iter().map(Vec::len).sum();
+    struct Count(u64);
+    impl walfix_format::record::Visitor for Count {
+        fn sample(&mut self, _: &walfix_format::record::Sample) {
+            self.0 += 1;
+        }
+    }
+    let t = Instant::now();
+    let mut c = Count(0);
+    for _ in 0..n {
+        for o in &outs {
+            walfix_format::record::visit(o, &mut c).expect("decode");
+        }
+    }
+    let decode = t.elapsed().as_secs_f64() / n as f64;
+    let mb = |secs: f64, bytes: usize| bytes as f64 / secs / 1e6;
+    println!(
+        "{f}: frames+crc {:.1} ms ({:.0} MB/s), snappy {:.1} ms ({:.0} MB/s out), decode {:.1} ms ({:.0} MB/s, {} samples)",
+        frames * 1e3,
+        mb(frames, data.len()),
+        snappy * 1e3,
+        mb(snappy, out_bytes),
+        decode * 1e3,
+        mb(decode, out_bytes),
+        c.0 / n as u64
+    );
 }

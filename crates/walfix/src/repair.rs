@@ -636,22 +636,40 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
     }
     for (i, seg) in log.segments.iter().enumerate() {
         let canonical = crate::layout::segment_name(seg.index);
+        // Two files with one index (`00000003` and `3`, or `3` and `+3`): which one holds the
+        // segment is for a human to say; neither is touched.
+        let same: Vec<&str> = log
+            .segments
+            .iter()
+            .filter(|o| o.index == seg.index)
+            .map(|o| o.name.as_str())
+            .collect();
+        if !log.single_file && same.len() > 1 {
+            if same[0] == seg.name {
+                p.unresolved.push(format!(
+                    "{}: segment {} exists {} times ({}); keep one by hand",
+                    log.path.display(),
+                    seg.index,
+                    same.len(),
+                    same.iter()
+                        .map(|n| format!("{n:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            continue;
+        }
         // Where the segment is once earlier actions ran: a renamed segment is changed under its
         // new name.
         let mut at_path = seg.path.clone();
         if !log.single_file && seg.name != canonical {
             let to = log.path.join(&canonical);
-            if log
-                .segments
-                .iter()
-                .any(|o| o.index == seg.index && o.name == canonical)
-                || to.exists()
-            {
+            if to.exists() {
                 p.unresolved.push(format!(
-                    "{}: segment {} exists twice ({:?} and {canonical:?}); keep one by hand",
+                    "{}: {:?} is segment {} but {canonical:?} exists already; keep one by hand",
                     log.path.display(),
+                    seg.name,
                     seg.index,
-                    seg.name
                 ));
             } else {
                 p.actions.push(Action::RenameSegment {
