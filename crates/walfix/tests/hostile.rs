@@ -368,6 +368,31 @@ fn segment_truncated_while_mapped_does_not_crash_and_is_reported() {
     assert!(again.intact());
 }
 
+/// A segment that grows while mapped (Prometheus appending to the newest segment): the map keeps
+/// the length it had when opened, reads stay within it, and the data stays intact.
+#[test]
+fn segment_growing_while_mapped_is_read_as_it_was() {
+    let (_tmp, wal) = wal_dir();
+    let first = clean(1, 2);
+    let seg = wal.join("00000000");
+    fs::write(&seg, &first).unwrap();
+    let data = walfix::mmap::SegmentData::open(&seg).unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &clean(3, 2)).unwrap();
+    drop(f);
+    let scan = walfix::scan::scan_segment(
+        &data,
+        walfix_format::record::LogKind::Wal,
+        walfix::Level::Records,
+        None,
+    );
+    assert_eq!(data.len(), first.len());
+    assert_eq!(&data[..], &first[..]);
+    assert!(data.intact());
+    assert!(scan.problems.is_empty(), "{:?}", scan.problems);
+    assert_eq!(scan.stats.series, 2);
+}
+
 /// `check` while another thread truncates a segment again and again: every run ends with a
 /// report (the truncation is seen either as a short segment or as a file that shrank while it
 /// was read, an unreadable-segment finding, exit 3), never with a crash.
