@@ -765,7 +765,18 @@ fn gaps(log: &Log, p: &mut Plan) {
     if log.single_file {
         return;
     }
-    let have: std::collections::BTreeSet<u64> = log.segments.iter().map(|s| s.index).collect();
+    // Segments the plan deletes (truncate mode drops those after the damage) are gone by then.
+    let deleted = |path: &Path| {
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::DeleteSegment { path: q, .. } if q == path))
+    };
+    let have: std::collections::BTreeSet<u64> = log
+        .segments
+        .iter()
+        .filter(|s| !deleted(&s.path))
+        .map(|s| s.index)
+        .collect();
     let (first, last) = (have.first().copied(), have.last().copied());
     // Prometheus lists every segment file, covered ones too, and refuses any hole between the
     // lowest and the highest; replay starts at 0, or right after the checkpoint.
