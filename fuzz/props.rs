@@ -1193,6 +1193,25 @@ fn clean_records(dir: &Path, kind: record::LogKind) -> Option<Vec<Vec<u8>>> {
     Some(out)
 }
 
+/// Clean records per segment file of `dir` (for failure messages).
+fn clean_per_file(dir: &Path, kind: record::LogKind) -> Vec<(String, usize)> {
+    let mut v: Vec<(String, usize)> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .map(|e| {
+                    let one = tempfile::tempdir().unwrap();
+                    fs::copy(e.path(), one.path().join("00000000")).unwrap();
+                    let n = clean_records(one.path(), kind).map_or(0, |r| r.len());
+                    (e.file_name().to_string_lossy().into_owned(), n)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 /// The log directories under a data dir `root` and how replay reads each.
 fn log_dirs(root: &Path, agent: bool) -> Vec<(std::path::PathBuf, record::LogKind)> {
     let wal_kind = if agent {
@@ -1261,6 +1280,36 @@ pub fn repair(data: &[u8]) {
             std::os::unix::fs::symlink(&target, wal.join(format!("{next:08}"))).unwrap();
         }
     }
+    // Read after everything else, so inputs written before these options existed keep their
+    // meaning (past the end, the input reads as zeros).
+    let leftovers = inp.u8();
+    if leftovers & 1 != 0 {
+        // What an interrupted checkpoint leaves (Prometheus deletes it at start-up).
+        let tmp_ck = root.join("wal").join("checkpoint.00000001.tmp");
+        fs::create_dir_all(&tmp_ck).unwrap();
+        fs::write(tmp_ck.join("00000000"), gen_file(&mut inp)).unwrap();
+    }
+    if leftovers & 2 != 0 {
+        // What an interrupted Prometheus repair leaves: the segment's original beside it,
+        // here the segment's bytes with more records after them, or fuzz bytes.
+        let wal = root.join("wal");
+        let first = fs::read_dir(&wal)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| Some((name_index(&e.file_name().to_string_lossy())?, e.path())))
+            .min();
+        if let Some((i, seg)) = first {
+            let mut bytes = if inp.bool() {
+                fs::read(&seg).unwrap()
+            } else {
+                Vec::new()
+            };
+            bytes.resize(padded_len(bytes.len()), 0);
+            bytes.extend_from_slice(&gen_file(&mut inp));
+            fs::write(wal.join(format!("{i:08}.repair")), bytes).unwrap();
+        }
+    }
     let agent = check_opts.flavor == walfix::WalFlavor::Agent;
     let opts = RepairOptions {
         mode: if knobs & 1 != 0 {
@@ -1277,6 +1326,10 @@ pub fn repair(data: &[u8]) {
 
     let outside_before = files_under(&outside);
     let files_before = files_under(&root);
+    let per_file_before: Vec<_> = log_dirs(&root, agent)
+        .into_iter()
+        .map(|(d, k)| clean_per_file(&d, k))
+        .collect();
     let records_before: Vec<_> = log_dirs(&root, agent)
         .into_iter()
         .map(|(d, k)| (d.clone(), clean_records(&d, k)))
@@ -1350,10 +1403,13 @@ pub fn repair(data: &[u8]) {
             };
             assert!(
                 is_subsequence(before, &now),
-                "{}: {} clean records before, {} after, not all kept in order; plan: {:?}",
+                "{}: {} clean records before, {} after, not all kept in order; per file before \
+                 {:?}, after {:?}; plan: {:?}",
                 dir.display(),
                 before.len(),
                 now.len(),
+                per_file_before,
+                clean_per_file(dir, kind),
                 p.actions
             );
         }

@@ -83,7 +83,7 @@ pub enum WalFlavor {
     Agent,
 }
 
-fn parse_index(name: &str) -> Option<u64> {
+pub(crate) fn parse_index(name: &str) -> Option<u64> {
     // Prometheus uses strconv.Atoi: an optional sign, decimal digits, and a value that fits a
     // Go int (i64). Anything else is not a segment to it, so not to us either.
     let digits = name.strip_prefix('+').unwrap_or(name);

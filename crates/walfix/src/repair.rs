@@ -867,10 +867,25 @@ fn recover_repair_file(log: &Log, path: &Path, p: &mut Plan) -> io::Result<()> {
         .unwrap_or_default();
     let seg_name = name.trim_end_matches(".repair");
     let seg_path = log.path.join(seg_name);
+    // The segment it belongs to may be there under another name (`+0000003`, renamed by this
+    // plan): compare with the file that holds that index now. Two such files: a human decides.
+    let index = crate::layout::parse_index(seg_name);
+    let holders: Vec<&crate::layout::SegmentFile> = log
+        .segments
+        .iter()
+        .filter(|s| Some(s.index) == index || s.path == seg_path)
+        .collect();
+    if holders.len() > 1 || holders.iter().any(|s| s.is_dir) {
+        p.unresolved.push(format!(
+            "{}: more than one file holds segment {seg_name}; recover it from the .repair file by hand",
+            path.display()
+        ));
+        return Ok(());
+    }
     let original = with_segment(path, record_payloads)?;
-    let current = match seg_path.exists() {
-        true => with_segment(&seg_path, record_payloads)?,
-        false => Vec::new(),
+    let current = match holders.first() {
+        Some(s) => with_segment(&s.path, record_payloads)?,
+        None => Vec::new(),
     };
     // Prometheus's repair re-logs the records before the damage into a new segment: what the
     // segment holds now must be a prefix of the .repair file, or the two have diverged.

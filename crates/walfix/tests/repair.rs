@@ -280,6 +280,50 @@ fn leftover_repair_file_is_recovered() {
     assert_eq!(after.totals.float_samples, clean.totals.float_samples);
 }
 
+/// A `.repair` file whose segment is there under another name (`+0000003`): it is compared with
+/// that file, not with the missing `00000003`. Found by the repair fuzz target: the segment's
+/// records were replaced by the `.repair` file's (none) because `00000003` did not exist yet.
+#[test]
+fn leftover_repair_file_is_compared_with_a_segment_under_another_name() {
+    let (_t, data) = copy("small-clean");
+    let wal = data.join("wal");
+    let orig = fs::read(wal.join("00000003")).unwrap();
+    let (prefix, _, kept) =
+        walfix::repair::salvage(&orig, walfix_format::record::LogKind::Wal, Some(200_000));
+    assert!(kept > 0);
+
+    // The segment holds its first records under an odd name; the .repair file has them all.
+    fs::remove_file(wal.join("00000003")).unwrap();
+    fs::write(wal.join("+0000003"), &prefix).unwrap();
+    fs::write(wal.join("00000003.repair"), &orig).unwrap();
+    let after = repair(&data, &opts(Mode::Salvage));
+    let clean = check(
+        &testdata().join("corpora/small-clean"),
+        &CheckOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(after.totals.records, clean.totals.records);
+    assert_eq!(after.totals.float_samples, clean.totals.float_samples);
+
+    // A .repair file that is not an extension of the segment: nothing of the segment is lost,
+    // and a human decides.
+    let (_t2, data) = copy("small-clean");
+    let wal = data.join("wal");
+    let orig = fs::read(wal.join("00000003")).unwrap();
+    fs::remove_file(wal.join("00000003")).unwrap();
+    fs::write(wal.join("+0000003"), &orig).unwrap();
+    fs::write(wal.join("00000003.repair"), &prefix).unwrap();
+    let p = plan(&data, &opts(Mode::Salvage)).unwrap();
+    assert!(
+        p.unresolved.iter().any(|u| u.contains("00000003.repair")),
+        "{:?}",
+        p.unresolved
+    );
+    let after = execute(&p, &opts(Mode::Salvage), &RealFs).unwrap().after;
+    assert_eq!(after.totals.records, clean.totals.records);
+    assert_eq!(after.totals.float_samples, clean.totals.float_samples);
+}
+
 #[test]
 fn pad_fills_the_last_page_of_the_newest_segment() {
     let (_t, data) = copy("v3-snappy-small--trunc-tail-unaligned");
