@@ -1336,6 +1336,7 @@ pub fn repair(data: &[u8]) {
         .collect();
 
     let p = plan(&path, &opts).expect("plan failed on a directory with a WAL");
+    let predicted = walfix::repair::predict(&p, &opts).expect("predict");
     let outcome = execute(&p, &opts, &NoSyncFs)
         .unwrap_or_else(|e| panic!("repair failed: {e:?}; plan: {:?}", p.actions));
     let after = walfix::check(
@@ -1352,6 +1353,21 @@ pub fn repair(data: &[u8]) {
         "the check repair returns differs from a new check"
     );
 
+    let sig = |r: &walfix::Report| {
+        let mut v: Vec<_> = r
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.severity, f.file.clone(), f.offset))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sig(&predicted),
+        sig(&after),
+        "the prediction differs from the result; plan: {:?}",
+        p.actions
+    );
     assert_eq!(
         files_under(&outside),
         outside_before,
@@ -1378,10 +1394,18 @@ pub fn repair(data: &[u8]) {
         );
     }
 
+    // The real checkpoint moved away (`--drop-checkpoint`), not a leftover `checkpoint.N.tmp`.
+    let is_checkpoint_dir = |path: &Path| {
+        path.file_name().is_some_and(|n| {
+            n.to_string_lossy()
+                .strip_prefix("checkpoint.")
+                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
     let dropped_checkpoint = p
         .actions
         .iter()
-        .any(|a| matches!(a, Action::MoveToBackup { path, .. } if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("checkpoint."))));
+        .any(|a| matches!(a, Action::MoveToBackup { path, .. } if is_checkpoint_dir(path)));
     if opts.mode == Mode::Salvage {
         for (dir, before) in &records_before {
             let Some(before) = before else { continue };

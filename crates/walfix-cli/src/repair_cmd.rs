@@ -124,6 +124,10 @@ fn describe(a: &Action) -> String {
             "create empty segment {} to close a gap (Prometheus needs consecutive segments)",
             show_path(path)
         ),
+        Action::CreateEmptyCheckpoint { path } => format!(
+            "create {} with one empty segment, so replay starts right after it (no checkpoint and a first segment far above 0)",
+            show_path(path)
+        ),
         Action::MoveToBackup { path, why } => {
             format!("move {} to the backup: {}", show_path(path), escape_controls(why))
         }

@@ -621,3 +621,51 @@ fn fresh_wal_with_a_flipped_byte_is_salvaged_and_replays_cleanly() {
     assert!(kept >= own.samples().unwrap_or(0));
     assert_eq!(salvage.series(), clean.series());
 }
+
+/// A WAL whose segments are numbered far above 0 with no checkpoint (a long-running server
+/// whose checkpoint was lost): Prometheus replays from segment 0 and does not start (WAL-FORMAT.md
+/// 7.2: "no checkpoint but first segment != 0"). Filling 0..20002 with empty segments would take
+/// 20,003 files; `walfix repair` writes an empty `checkpoint.00020002` instead, and real
+/// Prometheus then starts cleanly and replays every sample.
+#[test]
+#[ignore = "needs a real Prometheus: run scripts/test.sh"]
+fn wal_far_above_zero_starts_after_repair_writes_an_empty_checkpoint() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    const BASE: u64 = 20_003;
+    for (version, corpus) in [("2.42", "small-clean"), ("3.5", "v3-snappy-small")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        copy_corpus(corpus, &data);
+        let wal = data.join("wal");
+        let mut names: Vec<String> = fs::read_dir(&wal)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for n in names.iter().rev() {
+            let i: u64 = n.parse().unwrap();
+            fs::rename(wal.join(n), wal.join(format!("{:08}", i + BASE))).unwrap();
+        }
+        let want = readable_samples(&data).unwrap();
+
+        let before = replay(version, &data, tmp.path(), "before");
+        assert!(
+            !before.started(),
+            "{version}: Prometheus started on a WAL starting at {BASE} without a checkpoint"
+        );
+
+        let (code, out) = walfix_repair(&data, "salvage");
+        assert_eq!(code, Some(0), "{version}: {out}");
+        assert!(
+            wal.join(format!("checkpoint.{:08}/00000000", BASE - 1))
+                .is_file(),
+            "{version}: {}",
+            listing(&data)
+        );
+        let after = replay(version, &data, tmp.path(), "after");
+        if let Err(e) = after.clean_start() {
+            panic!("{version}: {e}\n{}", listing(&data));
+        }
+        assert_eq!(after.samples(), Some(want), "{version}: samples after");
+    }
+}

@@ -127,12 +127,13 @@ impl Deref for SegmentData {
 /// reporting. Reading files with `read(2)` instead would cost a copy and a buffer per segment
 /// (up to 128 MiB per thread), so walfix keeps the maps and handles the signal:
 ///
-/// - every map is registered (address, length) in a fixed table of atomics before it is read;
+/// - every map is registered (address, length) in a fixed table of atomics before it is read,
+///   each entry behind a sequence number so the handler never pairs two registrations' fields;
 /// - a SIGBUS handler, installed once, looks the faulting address up in the table; for a
 ///   registered map it maps anonymous zero pages over the rest of that map (`MAP_FIXED`),
 ///   marks the registration, and returns, so the faulting read is retried and reads zeros;
-/// - any other SIGBUS (not ours) gets the previous disposition back and happens again, exactly
-///   as without walfix (Rust's own handler, then the default action);
+/// - any other SIGBUS (not ours, or sent by `kill`) gets the previous disposition back and
+///   happens again, exactly as without walfix (Rust's own handler, then the default action);
 /// - readers call [`SegmentData::check_intact`] after reading and discard what they computed.
 ///
 /// The handler only loads and stores atomics and calls `mmap(2)`, which on Linux is a plain
@@ -140,21 +141,50 @@ impl Deref for SegmentData {
 /// what JVMs do for the same problem). Linux only; elsewhere a truncation still raises SIGBUS.
 #[cfg(target_os = "linux")]
 mod sigbus {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
     use std::sync::OnceLock;
 
     /// Maps open at once: one per worker thread plus a few in repair; more are read instead.
     const SLOTS: usize = 256;
 
     struct Slot {
-        /// 0: free; `usize::MAX`: being filled in; otherwise the map's address.
+        /// Taken by a live registration.
+        used: AtomicBool,
+        /// Seqlock over `start` and `len`: odd while they are being written, so the handler
+        /// never pairs the `start` of one registration with the `len` of another.
+        seq: AtomicUsize,
         start: AtomicUsize,
         len: AtomicUsize,
         hit: AtomicBool,
     }
 
+    impl Slot {
+        /// Writes `start` and `len` (only the slot's owner writes).
+        fn set(&self, start: usize, len: usize) {
+            self.seq.fetch_add(1, Ordering::Relaxed);
+            fence(Ordering::Release);
+            self.start.store(start, Ordering::Relaxed);
+            self.len.store(len, Ordering::Relaxed);
+            self.seq.fetch_add(1, Ordering::Release);
+        }
+
+        /// `(start, len)` as one registration wrote them, or `None` while being written.
+        fn get(&self) -> Option<(usize, usize)> {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                return None;
+            }
+            let start = self.start.load(Ordering::Relaxed);
+            let len = self.len.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            (self.seq.load(Ordering::Relaxed) == s1).then_some((start, len))
+        }
+    }
+
     #[allow(clippy::declare_interior_mutable_const)]
     const FREE: Slot = Slot {
+        used: AtomicBool::new(false),
+        seq: AtomicUsize::new(0),
         start: AtomicUsize::new(0),
         len: AtomicUsize::new(0),
         hit: AtomicBool::new(false),
@@ -175,27 +205,25 @@ mod sigbus {
     impl Drop for Registration {
         fn drop(&mut self) {
             let slot = &TABLE[self.0];
-            slot.len.store(0, Ordering::Release);
-            slot.start.store(0, Ordering::Release);
+            slot.set(0, 0);
+            slot.used.store(false, Ordering::Release);
         }
     }
 
     /// Registers the map at `start..start + len`; `None` if the handler could not be installed
     /// or the table is full (the caller then reads the file instead of mapping it).
     pub fn register(start: usize, len: usize) -> Option<Registration> {
-        if !installed() || start == 0 || start == usize::MAX {
+        if !installed() || start == 0 || len == 0 {
             return None;
         }
         for (i, slot) in TABLE.iter().enumerate() {
             if slot
-                .start
-                .compare_exchange(0, usize::MAX, Ordering::AcqRel, Ordering::Relaxed)
+                .used
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
                 slot.hit.store(false, Ordering::Release);
-                // `len` is 0 while reserved, so the handler cannot match a half-made entry.
-                slot.start.store(start, Ordering::Release);
-                slot.len.store(len, Ordering::Release);
+                slot.set(start, len);
                 return Some(Registration(i));
             }
         }
@@ -233,29 +261,34 @@ mod sigbus {
         // registered, i.e. still mapped and owned by a live `SegmentData`, with read-only zero
         // pages of the same protection, so no other memory changes.
         unsafe {
-            let addr = (*info).si_addr() as usize;
-            let page = PAGE.load(Ordering::Acquire);
-            for slot in &TABLE {
-                let start = slot.start.load(Ordering::Acquire);
-                let len = slot.len.load(Ordering::Acquire);
-                if len == 0 || addr.wrapping_sub(start) >= len {
-                    continue;
+            // Only a fault the kernel raised (si_code > 0) has a faulting address in si_addr;
+            // for a SIGBUS sent by kill(2) that field holds the sender's pid and uid.
+            if (*info).si_code > 0 {
+                let addr = (*info).si_addr() as usize;
+                let page = PAGE.load(Ordering::Acquire);
+                for slot in &TABLE {
+                    let Some((start, len)) = slot.get() else {
+                        continue;
+                    };
+                    if len == 0 || addr.wrapping_sub(start) >= len {
+                        continue;
+                    }
+                    let from = addr & !(page - 1);
+                    let end = (start + len).div_ceil(page) * page;
+                    let p = libc::mmap(
+                        from as *mut libc::c_void,
+                        end - from,
+                        libc::PROT_READ,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                        -1,
+                        0,
+                    );
+                    if p != libc::MAP_FAILED {
+                        slot.hit.store(true, Ordering::Release);
+                        return;
+                    }
+                    break;
                 }
-                let from = addr & !(page - 1);
-                let end = (start + len).div_ceil(page) * page;
-                let p = libc::mmap(
-                    from as *mut libc::c_void,
-                    end - from,
-                    libc::PROT_READ,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                    -1,
-                    0,
-                );
-                if p != libc::MAP_FAILED {
-                    slot.hit.store(true, Ordering::Release);
-                    return;
-                }
-                break;
             }
             // Not one of ours (or the zero pages could not be mapped): put the previous action
             // back; the faulting access runs again and gets it. A SIGBUS sent by kill(2) is

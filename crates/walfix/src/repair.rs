@@ -166,6 +166,15 @@ pub enum Action {
         #[serde(serialize_with = "crate::report::lossless_path")]
         path: PathBuf,
     },
+    /// Create `checkpoint.N` holding one empty segment, so replay starts at segment N+1 (what
+    /// Prometheus writes when it checkpoints nothing). Used when the first segment is so far
+    /// from 0 that filling the hole with empty segments would take more than
+    /// [`MAX_EMPTY_SEGMENTS`] files.
+    CreateEmptyCheckpoint {
+        /// The new `checkpoint.N` directory.
+        #[serde(serialize_with = "crate::report::lossless_path")]
+        path: PathBuf,
+    },
     /// Move an entry Prometheus trips over or deletes anyway into the backup.
     MoveToBackup {
         /// The entry.
@@ -203,6 +212,7 @@ impl Action {
             | Action::PadSegment { path, .. }
             | Action::DeleteSegment { path, .. }
             | Action::CreateEmptySegment { path }
+            | Action::CreateEmptyCheckpoint { path }
             | Action::RenameSegment { path, .. }
             | Action::MoveToBackup { path, .. }
             | Action::RemoveOwnTemp { path } => path,
@@ -601,11 +611,14 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
     // First, what each segment holds after the repair, to know which one will be the newest
     // non-empty segment (the one `--pad` pads and the only one left unpadded): a salvage that
     // keeps nothing or a cut at 0 leaves an empty segment, and truncate mode drops later ones.
+    let duplicated = |seg: &crate::layout::SegmentFile| {
+        !log.single_file && log.segments.iter().filter(|o| o.index == seg.index).count() > 1
+    };
     let first_bad = match opts.mode {
         Mode::Truncate => log
             .segments
             .iter()
-            .position(|s| !s.is_dir && !errors_of(s).is_empty()),
+            .position(|s| !s.is_dir && !duplicated(s) && !errors_of(s).is_empty()),
         Mode::Salvage => None,
     };
     let mut salvage_loss: Vec<Option<Loss>> = vec![None; log.segments.len()];
@@ -614,7 +627,8 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
         if first_bad.is_some_and(|d| i > d) {
             break;
         }
-        if seg.is_dir {
+        if seg.is_dir || duplicated(seg) {
+            // Left alone (a duplicate) or replaced by an empty segment (a directory).
             continue;
         }
         let errors = errors_of(seg);
@@ -797,6 +811,17 @@ fn gaps(log: &Log, p: &mut Plan) {
             _ => return,
         },
     };
+    // A WAL that starts far above 0 with no checkpoint: an empty checkpoint just below its
+    // first segment makes replay start there, where thousands of empty segments would not do.
+    let lo = match (log.kind, &log.checkpoint, first) {
+        (LogKind::Wal | LogKind::Agent, None, Some(f)) if lo == 0 && f > MAX_EMPTY_SEGMENTS => {
+            p.actions.push(Action::CreateEmptyCheckpoint {
+                path: log.path.join(format!("checkpoint.{:08}", f - 1)),
+            });
+            f
+        }
+        _ => lo,
+    };
     fill(log, p, &have, lo, hi);
 }
 
@@ -890,9 +915,14 @@ fn recover_repair_file(log: &Log, path: &Path, p: &mut Plan) -> io::Result<()> {
     // Prometheus's repair re-logs the records before the damage into a new segment: what the
     // segment holds now must be a prefix of the .repair file, or the two have diverged.
     if current.len() <= original.len() && current.iter().zip(&original).all(|(a, b)| a == b) {
+        // Where the segment will be once renamed: the 8-digit name Prometheus opens.
+        let segment_path = match index {
+            Some(i) => log.path.join(crate::layout::segment_name(i)),
+            None => seg_path,
+        };
         p.actions.push(Action::RecoverRepairFile {
             repair_path: path.to_path_buf(),
-            segment_path: seg_path,
+            segment_path,
             records_recovered: (original.len() - current.len()) as u64,
         });
     } else {
@@ -1079,7 +1109,17 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
             available: backup_free,
         });
     }
-    // A rewrite needs room for the new file next to the old one, plus any padding.
+    // A rewrite needs room for the new file next to the old one, plus any padding. Sizes are
+    // read now: a segment the plan renames first is still under its old name.
+    let before_rename = |path: &PathBuf| -> PathBuf {
+        plan.actions
+            .iter()
+            .find_map(|a| match a {
+                Action::RenameSegment { from, path: to } if to == path => Some(from.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| path.clone())
+    };
     let wal_need: u64 = plan
         .actions
         .iter()
@@ -1087,7 +1127,10 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
             Action::SalvageSegment { path, .. }
             | Action::TruncateSegment { path, .. }
             | Action::PadSegment { path, .. } => {
-                fs::metadata(path).map(|m| m.len()).unwrap_or(0) + PAGE_SIZE as u64
+                fs::metadata(before_rename(path))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+                    + PAGE_SIZE as u64
             }
             _ => 0,
         })
@@ -1107,6 +1150,7 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
         let saved = match a {
             Action::RemoveOwnTemp { .. }
             | Action::CreateEmptySegment { .. }
+            | Action::CreateEmptyCheckpoint { .. }
             | Action::RenameSegment { .. } => None,
             Action::RecoverRepairFile {
                 repair_path,
@@ -1151,7 +1195,13 @@ fn pad_to_page(bytes: &mut Vec<u8>) {
 
 /// The new content of the file an action rewrites: `Some(bytes)` for rewrites and new files,
 /// `None` for actions that only remove.
-fn new_content(a: &Action, opts: &RepairOptions) -> io::Result<Option<Vec<u8>>> {
+/// `src` says where to read a path's current bytes (itself, or its copy in a prediction's
+/// scratch dir).
+fn new_content(
+    a: &Action,
+    opts: &RepairOptions,
+    src: &dyn Fn(&Path) -> PathBuf,
+) -> io::Result<Option<Vec<u8>>> {
     let kind_for = |path: &Path| {
         let k = kind_of(path);
         if k != LogKind::Wbl && opts.flavor == WalFlavor::Agent {
@@ -1162,21 +1212,22 @@ fn new_content(a: &Action, opts: &RepairOptions) -> io::Result<Option<Vec<u8>>> 
     };
     Ok(match a {
         Action::SalvageSegment { path, pad, .. } => {
-            let (mut bytes, _, _) = with_segment(path, |d| salvage(d, kind_for(path), None))?;
+            let (mut bytes, _, _) = with_segment(&src(path), |d| salvage(d, kind_for(path), None))?;
             if *pad {
                 pad_to_page(&mut bytes);
             }
             Some(bytes)
         }
         Action::TruncateSegment { path, at, pad, .. } => {
-            let mut bytes = with_segment(path, |d| d.get(..*at as usize).unwrap_or(d).to_vec())?;
+            let mut bytes =
+                with_segment(&src(path), |d| d.get(..*at as usize).unwrap_or(d).to_vec())?;
             if *pad {
                 pad_to_page(&mut bytes);
             }
             Some(bytes)
         }
         Action::PadSegment { path, .. } => {
-            let mut bytes = fs::read(path)?;
+            let mut bytes = fs::read(src(path))?;
             pad_to_page(&mut bytes);
             Some(bytes)
         }
@@ -1185,10 +1236,11 @@ fn new_content(a: &Action, opts: &RepairOptions) -> io::Result<Option<Vec<u8>>> 
             repair_path,
             segment_path,
             ..
-        } => Some(with_segment(repair_path, |d| {
+        } => Some(with_segment(&src(repair_path), |d| {
             salvage(d, kind_for(segment_path), None).0
         })?),
         Action::DeleteSegment { .. }
+        | Action::CreateEmptyCheckpoint { .. }
         | Action::MoveToBackup { .. }
         | Action::RemoveOwnTemp { .. }
         | Action::RenameSegment { .. } => None,
@@ -1201,7 +1253,7 @@ fn apply(fs_: &dyn Fs, a: &Action, opts: &RepairOptions) -> Result<(), RepairErr
         Action::SalvageSegment { path, .. }
         | Action::TruncateSegment { path, .. }
         | Action::PadSegment { path, .. } => {
-            let bytes = new_content(a, opts)
+            let bytes = new_content(a, opts, &|p| p.to_path_buf())
                 .map_err(step(what("reading", path)))?
                 .unwrap_or_default();
             replace_file(fs_, path, &mut |w| w.write_all(&bytes))
@@ -1237,17 +1289,43 @@ fn apply(fs_: &dyn Fs, a: &Action, opts: &RepairOptions) -> Result<(), RepairErr
             fs_.sync_dir(path.parent().unwrap_or(Path::new(".")))
                 .map_err(step(what("syncing the directory of", path)))
         }
-        Action::RemoveOwnTemp { path } => match fs_.remove_file(path) {
-            // A rewrite of the same file may have replaced it already.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            r => r.map_err(step(what("removing", path))),
-        },
+        Action::CreateEmptyCheckpoint { path } => {
+            if path.exists() {
+                return Ok(());
+            }
+            // Built under a temp name and renamed, as Prometheus builds its checkpoints.
+            let tmp = crate::fsops::temp_name(path);
+            if tmp.exists() {
+                fs_.remove_dir_all(&tmp)
+                    .map_err(step(what("removing", &tmp)))?;
+            }
+            fs_.create_dir_all(&tmp)
+                .map_err(step(what("creating", &tmp)))?;
+            let seg = tmp.join(crate::layout::segment_name(0));
+            replace_file(fs_, &seg, &mut |_| Ok(())).map_err(step(what("creating", &seg)))?;
+            fs_.rename(&tmp, path)
+                .map_err(step(what("renaming", &tmp)))?;
+            fs_.sync_dir(path.parent().unwrap_or(Path::new(".")))
+                .map_err(step(what("syncing the directory of", path)))
+        }
+        Action::RemoveOwnTemp { path } => {
+            let r = if path.is_dir() {
+                fs_.remove_dir_all(path)
+            } else {
+                fs_.remove_file(path)
+            };
+            match r {
+                // A rewrite of the same file may have replaced it already.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                r => r.map_err(step(what("removing", path))),
+            }
+        }
         Action::RecoverRepairFile {
             repair_path,
             segment_path,
             ..
         } => {
-            let bytes = new_content(a, opts)
+            let bytes = new_content(a, opts, &|p| p.to_path_buf())
                 .map_err(step(what("reading", repair_path)))?
                 .unwrap_or_default();
             replace_file(fs_, segment_path, &mut |w| w.write_all(&bytes))
@@ -1311,7 +1389,12 @@ fn predict_in(plan: &Plan, opts: &RepairOptions, scratch: &Path) -> io::Result<R
             fs::rename(map(from), &dst)?;
             continue;
         }
-        match new_content(a, opts)? {
+        if let Action::CreateEmptyCheckpoint { .. } = a {
+            fs::create_dir_all(&dst)?;
+            fs::write(dst.join(crate::layout::segment_name(0)), b"")?;
+            continue;
+        }
+        match new_content(a, opts, &|p| map(p))? {
             Some(bytes) => {
                 if let Some(parent) = dst.parent() {
                     fs::create_dir_all(parent)?;
