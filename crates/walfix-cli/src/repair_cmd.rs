@@ -135,6 +135,7 @@ fn describe(a: &Action) -> String {
             repair_path,
             segment_path,
             records_recovered,
+            ..
         } => format!(
             "rebuild {} from {} (recovers {records_recovered} record(s) Prometheus's interrupted repair left behind)",
             show_path(segment_path),

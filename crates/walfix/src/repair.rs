@@ -194,6 +194,8 @@ pub enum Action {
         segment_path: PathBuf,
         /// Records recovered beyond what the segment holds now.
         records_recovered: u64,
+        /// Zero-pad the last page (`--pad`, or a segment older than the newest).
+        pad: bool,
     },
     /// Remove a temp file left by a killed walfix run (its content is derived, never original).
     RemoveOwnTemp {
@@ -523,7 +525,7 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
                 let view = check_layout(&without, &check_opts);
                 segments(log, opts, &mut p, &view)?;
                 gaps_without_checkpoint(log, &mut p);
-                leftovers(log, &mut p)?;
+                leftovers(log, opts, &mut p)?;
                 continue;
             } else {
                 let view = p.before.clone();
@@ -534,7 +536,7 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
         let view = p.before.clone();
         segments(log, opts, &mut p, &view)?;
         gaps(log, &mut p);
-        leftovers(log, &mut p)?;
+        leftovers(log, opts, &mut p)?;
     }
     for f in &p.before.findings {
         if f.kind == "unreadable-segment" {
@@ -852,7 +854,7 @@ fn fill(log: &Log, p: &mut Plan, have: &std::collections::BTreeSet<u64>, lo: u64
     }
 }
 
-fn leftovers(log: &Log, p: &mut Plan) -> io::Result<()> {
+fn leftovers(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
     for l in &log.leftovers {
         match l {
             Leftover::CheckpointTmp(path) => p.actions.push(Action::MoveToBackup {
@@ -863,7 +865,7 @@ fn leftovers(log: &Log, p: &mut Plan) -> io::Result<()> {
                 path: path.clone(),
                 why: "a checkpoint.N that is not a directory keeps Prometheus from starting".into(),
             }),
-            Leftover::RepairFile(path) => recover_repair_file(log, path, p)?,
+            Leftover::RepairFile(path) => recover_repair_file(log, opts, path, p)?,
             Leftover::OldCheckpoint(_) => {}
         }
     }
@@ -885,7 +887,12 @@ fn record_payloads(data: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-fn recover_repair_file(log: &Log, path: &Path, p: &mut Plan) -> io::Result<()> {
+fn recover_repair_file(
+    log: &Log,
+    opts: &RepairOptions,
+    path: &Path,
+    p: &mut Plan,
+) -> io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -924,6 +931,8 @@ fn recover_repair_file(log: &Log, path: &Path, p: &mut Plan) -> io::Result<()> {
             repair_path: path.to_path_buf(),
             segment_path,
             records_recovered: (original.len() - current.len()) as u64,
+            // Older segments are closed padded, as with a salvage.
+            pad: opts.pad || log.segments.iter().any(|s| Some(s.index) > index),
         });
     } else {
         p.unresolved.push(format!(
@@ -1235,10 +1244,17 @@ fn new_content(
         Action::RecoverRepairFile {
             repair_path,
             segment_path,
+            pad,
             ..
-        } => Some(with_segment(&src(repair_path), |d| {
-            salvage(d, kind_for(segment_path), None).0
-        })?),
+        } => {
+            let mut bytes = with_segment(&src(repair_path), |d| {
+                salvage(d, kind_for(segment_path), None).0
+            })?;
+            if *pad {
+                pad_to_page(&mut bytes);
+            }
+            Some(bytes)
+        }
         Action::DeleteSegment { .. }
         | Action::CreateEmptyCheckpoint { .. }
         | Action::MoveToBackup { .. }
