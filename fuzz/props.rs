@@ -1230,9 +1230,12 @@ fn log_dirs(root: &Path, agent: bool) -> Vec<(std::path::PathBuf, record::LogKin
     ];
     if let Ok(rd) = fs::read_dir(root.join("wal")) {
         for e in rd.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir())
-                && e.file_name().to_string_lossy().starts_with("checkpoint.")
-            {
+            // Real checkpoints only (Prometheus skips `checkpoint.N.tmp` and deletes it).
+            let name = e.file_name().to_string_lossy().into_owned();
+            let numbered = name
+                .strip_prefix("checkpoint.")
+                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
+            if e.file_type().is_ok_and(|t| t.is_dir()) && numbered {
                 v.push((e.path(), ck_kind));
             }
         }
