@@ -27,7 +27,7 @@ impl SegmentData {
     /// refuse mapping (some FUSE and network file systems) are read instead.
     ///
     /// A file truncated by another process while it is mapped does not end the process (see
-    /// [`sigbus`]): the bytes past its new end read as zeros, and [`SegmentData::check_intact`]
+    /// the `sigbus` module below): the bytes past its new end read as zeros, and [`SegmentData::check_intact`]
     /// says so afterwards. Every reader of a `SegmentData` calls it before trusting its result.
     pub fn open(path: &Path) -> io::Result<SegmentData> {
         let file = File::open(path)?;
