@@ -613,8 +613,13 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
     // First, what each segment holds after the repair, to know which one will be the newest
     // non-empty segment (the one `--pad` pads and the only one left unpadded): a salvage that
     // keeps nothing or a cut at 0 leaves an empty segment, and truncate mode drops later ones.
+    // Names per index, built once: a WAL can hold hundreds of thousands of segments.
+    let mut names: std::collections::HashMap<u64, Vec<&str>> = std::collections::HashMap::new();
+    for s in &log.segments {
+        names.entry(s.index).or_default().push(s.name.as_str());
+    }
     let duplicated = |seg: &crate::layout::SegmentFile| {
-        !log.single_file && log.segments.iter().filter(|o| o.index == seg.index).count() > 1
+        !log.single_file && names.get(&seg.index).is_some_and(|n| n.len() > 1)
     };
     let first_bad = match opts.mode {
         Mode::Truncate => log
@@ -654,13 +659,8 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
         let canonical = crate::layout::segment_name(seg.index);
         // Two files with one index (`00000003` and `3`, or `3` and `+3`): which one holds the
         // segment is for a human to say; neither is touched.
-        let same: Vec<&str> = log
-            .segments
-            .iter()
-            .filter(|o| o.index == seg.index)
-            .map(|o| o.name.as_str())
-            .collect();
-        if !log.single_file && same.len() > 1 {
+        if duplicated(seg) {
+            let same = &names[&seg.index];
             if same[0] == seg.name {
                 p.unresolved.push(format!(
                     "{}: segment {} exists {} times ({}); keep one by hand",
@@ -782,15 +782,18 @@ fn gaps(log: &Log, p: &mut Plan) {
         return;
     }
     // Segments the plan deletes (truncate mode drops those after the damage) are gone by then.
-    let deleted = |path: &Path| {
-        p.actions
-            .iter()
-            .any(|a| matches!(a, Action::DeleteSegment { path: q, .. } if q == path))
-    };
+    let deleted: std::collections::HashSet<&PathBuf> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeleteSegment { path, .. } => Some(path),
+            _ => None,
+        })
+        .collect();
     let have: std::collections::BTreeSet<u64> = log
         .segments
         .iter()
-        .filter(|s| !deleted(&s.path))
+        .filter(|s| !deleted.contains(&s.path))
         .map(|s| s.index)
         .collect();
     let (first, last) = (have.first().copied(), have.last().copied());
@@ -842,13 +845,17 @@ fn fill(log: &Log, p: &mut Plan, have: &std::collections::BTreeSet<u64>, lo: u64
         ));
         return;
     }
+    let planned: std::collections::HashSet<PathBuf> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateEmptySegment { path } => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
     for i in (lo..=hi).filter(|i| !have.contains(i)) {
         let path = log.path.join(format!("{i:08}"));
-        if !p
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::CreateEmptySegment { path: q } if *q == path))
-        {
+        if !planned.contains(&path) {
             p.actions.push(Action::CreateEmptySegment { path });
         }
     }
