@@ -8,6 +8,8 @@
 //! With WALFIX_REPAIR_TABLE=FILE the corpus test also writes the results table of docs/repair.md
 //! to FILE (it always prints it).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
@@ -46,22 +48,7 @@ fn facts() -> serde_json::Map<String, Value> {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), &dst).unwrap();
-            let mut perm = fs::metadata(&dst).unwrap().permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            perm.set_readonly(false);
-            fs::set_permissions(&dst, perm).unwrap();
-        }
-    }
-}
+use common::copy_dir;
 
 /// A writable data dir holding a copy of the corpus's wal/ and wbl/ (what EXPECTED-walonly and
 /// the 2.42 EXPECTED.txt started Prometheus on).

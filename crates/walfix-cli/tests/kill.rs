@@ -1,6 +1,8 @@
 //! `walfix repair` killed with SIGKILL at different moments, then run again, ends exactly where
 //! an uninterrupted repair ends, and its backup still holds every original byte it changed.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,18 +15,7 @@ fn corpus(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::write(&dst, fs::read(e.path()).unwrap()).unwrap();
-        }
-    }
-}
+use common::copy_dir;
 
 fn snapshot(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>, root: &Path) {
     for e in fs::read_dir(dir).unwrap() {
