@@ -44,6 +44,41 @@ impl RefSet {
         }
     }
 
+    /// Adds every ref of `refs`. Runs of refs that share a bitmap word (a scrape's samples come
+    /// in ref order) are gathered in a register and written once.
+    pub fn insert_all(&mut self, refs: impl IntoIterator<Item = u64>) {
+        let (mut word, mut bits) = (0usize, 0u64);
+        for r in refs {
+            if r >= BITMAP_LIMIT {
+                self.insert_large(r);
+                continue;
+            }
+            let w = (r / 64) as usize;
+            if w != word {
+                self.or_word(word, bits);
+                (word, bits) = (w, 0);
+            }
+            bits |= 1u64 << (r % 64);
+        }
+        self.or_word(word, bits);
+    }
+
+    #[inline]
+    fn or_word(&mut self, w: usize, bits: u64) {
+        if bits == 0 {
+            return;
+        }
+        let word = match self.words.get_mut(w) {
+            Some(word) => word,
+            None => self.grow(w),
+        };
+        let new = bits & !*word;
+        if new != 0 {
+            *word |= new;
+            self.len += u64::from(new.count_ones());
+        }
+    }
+
     /// Grows the bitmap to hold word `w` (geometrically, so inserting n increasing refs costs
     /// O(n)) and returns it.
     #[cold]
@@ -144,5 +179,38 @@ mod tests {
         let mut v: Vec<u64> = s.iter().collect();
         v.sort();
         assert_eq!(v, vec![0, 1, 63, 64, 1000, BITMAP_LIMIT, u64::MAX]);
+    }
+
+    #[test]
+    fn insert_all_equals_inserting_one_by_one() {
+        let refs = [
+            5u64,
+            6,
+            6,
+            70,
+            5,
+            0,
+            63,
+            64,
+            1 << 20,
+            BITMAP_LIMIT + 3,
+            7,
+            6,
+            1 << 20,
+        ];
+        for n in 0..=refs.len() {
+            let (mut a, mut b) = (RefSet::new(), RefSet::new());
+            a.insert(6);
+            b.insert(6);
+            for &r in &refs[..n] {
+                a.insert(r);
+            }
+            b.insert_all(refs[..n].iter().copied());
+            assert_eq!(a.len(), b.len(), "first {n}");
+            let (mut x, mut y): (Vec<u64>, Vec<u64>) = (a.iter().collect(), b.iter().collect());
+            x.sort();
+            y.sort();
+            assert_eq!(x, y, "first {n}");
+        }
     }
 }

@@ -144,6 +144,33 @@ impl Visitor for Collector<'_> {
         self.time(s.t);
         self.use_ref(s.series_ref, Use::Sample);
     }
+    /// The hot path of a check: counters and the time range summed in locals over the run, and
+    /// refs set in the bitmap a word at a time.
+    fn samples(&mut self, batch: &[Sample]) {
+        let (mut lo, mut hi, mut stale) = (self.min_t, self.max_t, 0u64);
+        for s in batch {
+            stale += u64::from(s.v.to_bits() == STALE_NAN);
+            lo = lo.min(s.t);
+            hi = hi.max(s.t);
+        }
+        (self.min_t, self.max_t) = (lo, hi);
+        self.stats.float_samples += batch.len() as u64;
+        self.stats.stale_markers += stale;
+        if self.known_before.is_some() {
+            for s in batch {
+                self.use_ref(s.series_ref, Use::Sample);
+            }
+            return;
+        }
+        let local = &self.local;
+        let refs = batch.iter().map(|s| s.series_ref);
+        if local.is_empty() {
+            self.used_undefined.insert_all(refs);
+        } else {
+            self.used_undefined
+                .insert_all(refs.filter(|&r| !local.contains(r)));
+        }
+    }
     fn tombstone(&mut self, t: &Tombstone) {
         self.stats.tombstones += 1;
         self.use_ref(t.series_ref, Use::Tombstone);

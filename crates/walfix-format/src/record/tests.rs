@@ -1106,6 +1106,44 @@ fn real_records_decode_to_the_independent_counts_and_reencode_exactly() {
     }
 }
 
+/// A V1 samples record cut anywhere: the visitor has seen exactly the entries that lie wholly
+/// before the cut, in order (they are handed over in batches on the fast path), then the error.
+#[test]
+fn cut_samples_record_shows_every_entry_before_the_cut() {
+    let full = real!("v3ckpt-samples-2005-stale");
+    let Record::Samples(samples) = Record::decode(full).expect("decodes") else {
+        panic!("samples record")
+    };
+    let (base_ref, base_t) = (samples[0].series_ref, samples[0].t);
+    // Entry sizes from the format: zigzag varint ref delta, zigzag varint t delta, 8-byte value.
+    let varint_len = |x: i64| {
+        let mut z = ((x << 1) ^ (x >> 63)) as u64;
+        let mut n = 1;
+        while z >= 0x80 {
+            z >>= 7;
+            n += 1;
+        }
+        n
+    };
+    let mut ends = Vec::new();
+    let mut end = 17;
+    for s in &samples {
+        end += varint_len(s.series_ref.wrapping_sub(base_ref) as i64)
+            + varint_len(s.t.wrapping_sub(base_t))
+            + 8;
+        ends.push(end);
+    }
+    assert_eq!(end, full.len());
+    for cut in (17..full.len()).step_by(7).chain([full.len() - 1]) {
+        let whole = ends.iter().take_while(|&&e| e <= cut).count();
+        let mut v = Seen::default();
+        let r = visit(&full[..cut], &mut v);
+        assert_eq!(r.is_ok(), cut == 17 || ends.contains(&cut), "cut {cut}");
+        let want: Vec<Entry> = samples[..whole].iter().copied().map(Entry::Sample).collect();
+        assert_eq!(v.entries, want, "cut {cut}");
+    }
+}
+
 #[test]
 fn real_records_first_entries() {
     let rec = |name: &str| Record::decode(REAL.iter().find(|r| r.0 == name).unwrap().1).unwrap();

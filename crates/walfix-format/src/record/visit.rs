@@ -11,6 +11,14 @@ pub trait Visitor {
     fn series(&mut self, _s: &Series<'_>) {}
     /// One sample of a Samples or SamplesV2 record.
     fn sample(&mut self, _s: &Sample) {}
+    /// Consecutive samples of one record, in record order: the decoder hands runs of V1
+    /// samples over this way. The default calls [`Visitor::sample`] for each; a visitor that
+    /// keeps per-sample counters can sum a run in locals instead of updating memory each time.
+    fn samples(&mut self, batch: &[Sample]) {
+        for s in batch {
+            self.sample(s);
+        }
+    }
     /// One (ref, interval) of a Tombstones record.
     fn tombstone(&mut self, _t: &Tombstone) {}
     /// One exemplar of an Exemplars record.
@@ -267,6 +275,9 @@ fn series<V: Visitor>(d: &mut Decoder<'_>, v: &mut V) -> Result<()> {
     })
 }
 
+/// V1 samples handed to [`Visitor::samples`] at a time (32 bytes each, on the stack).
+const SAMPLE_BATCH: usize = 64;
+
 /// Longest V1 samples entry: a 10-byte ref delta, a 10-byte t delta and an f64.
 const MAX_V1_SAMPLE: usize = 28;
 
@@ -313,6 +324,13 @@ fn samples_v1<V: Visitor>(rec: &[u8], d: &mut Decoder<'_>, v: &mut V) -> Result<
     };
     let mut pos = d.pos();
     let mut entry = 0;
+    let mut batch = [Sample {
+        series_ref: 0,
+        t: 0,
+        st: 0,
+        v: 0.0,
+    }; SAMPLE_BATCH];
+    let mut n = 0;
     while let Some(chunk) = rec
         .get(pos..)
         .and_then(|r| r.first_chunk::<MAX_V1_SAMPLE>())
@@ -330,15 +348,22 @@ fn samples_v1<V: Visitor>(rec: &[u8], d: &mut Decoder<'_>, v: &mut V) -> Result<
         let Some(value) = chunk.get(n1 + n2..).and_then(|c| c.first_chunk::<8>()) else {
             break;
         };
-        v.sample(&Sample {
+        batch[n % SAMPLE_BATCH] = Sample {
             series_ref: base_ref.wrapping_add(unzigzag(dref) as u64),
             t: base_t.wrapping_add(unzigzag(dt)),
             st: 0,
             v: f64::from_bits(u64::from_be_bytes(*value)),
-        });
+        };
+        n += 1;
+        if n == SAMPLE_BATCH {
+            v.samples(&batch);
+            n = 0;
+        }
         pos += n1 + n2 + 8;
         entry += 1;
     }
+    // Whatever the checked path finds, the visitor has seen every entry before it, in order.
+    v.samples(&batch[..n]);
     let mut d = Decoder::new(rec, pos, Some(RecordType::Samples));
     samples_v1_checked(&mut d, (base_ref, base_t), entry, v)
 }
