@@ -55,6 +55,8 @@ else
   cargo build --release -q -p walfix-cli
   walfix=$root/target/release/walfix
 fi
+cargo build --release -q -p walfix-benches --bin walfix-prof
+prof_bin=$root/target/release/walfix-prof
 prom_dir=$root/target/prometheus/3.5
 scripts/get-prometheus.sh 3.5 "$prom_dir" >/dev/null
 prom=$prom_dir/prometheus
@@ -132,6 +134,14 @@ for t in $threads; do
     say "$(row "base: check --level frames --threads $t" "$b" "$md" "$c")"
   fi
 done
+# The floor under any full check: snappy decompression of every record and nothing else (records
+# assembled in memory beforehand, handed to threads one record at a time).
+declare -A ceil
+for t in $threads; do
+  c=$("$prof_bin" ceiling "$t" "$runs" $segs)
+  ceil[$t]=$(echo "$c" | sed -n 's/.*best \([0-9.]*\) s.*/\1/p')
+  say "$(printf '%-44s best %7.3f s                     %6s GB/s   (%s)' "snappy alone (ceiling) --threads $t" "${ceil[$t]}" "$(gbs "$bytes" "${ceil[$t]}")" "$(echo "$c" | sed 's/^ceiling --threads [0-9]*: //; s/, best.*//')")"
+done
 say "CPU pressure after: $(head -n1 /proc/pressure/cpu 2>/dev/null || echo n/a)"
 
 say ""
@@ -188,6 +198,12 @@ if [ -n "$with_prom" ]; then
   done
 fi
 say ""
+for t in $threads; do
+  say "$(python3 -c 'import sys; c,w,t=float(sys.argv[1]),float(sys.argv[2]),sys.argv[3]; print("walfix check --threads %s runs at %.0f%% of the snappy-alone ceiling (%.3f s vs %.3f s)" % (t, 100*c/w, w, c))' "${ceil[$t]}" "${full[$t]}" "$t")"
+  if [ -n "$with_prom" ]; then
+    say "$(python3 -c 'import sys; c,q,t=float(sys.argv[1]),float(sys.argv[2]),sys.argv[3]; print("  40x of the wal/-alone replay needs <= %.3f s at --threads %s; snappy alone takes %.3f s (%.1fx)" % (q/40, t, c, q/c))' "${ceil[$t]}" "$prom_walonly" "$t")"
+  fi
+done
 for t in $threads; do
   say "$(python3 -c 'import sys; c,f,t=float(sys.argv[1]),float(sys.argv[2]),sys.argv[3]; print("walfix check --level frames --threads %s runs at %.0f%% of cat throughput (target >= 60%%)" % (t, 100*c/f))' "$cat_best" "${frames[$t]}" "$t")"
 done

@@ -5,7 +5,11 @@
 //! walfix-prof gen snappy|zstd SIZE_MIB OUT_FILE    write a synthetic segment
 //! walfix-prof scan frames|records N FILE...        scan each FILE N times
 //! walfix-prof phases N FILE...                      time framing+CRC, snappy, decoding apart
+//! walfix-prof ceiling THREADS N FILE...             best of N: decompress every record only
 //! ```
+//!
+//! `ceiling` is the floor under any full check: every record's payload is assembled into memory
+//! first (not timed), then THREADS threads take records one at a time and only decompress them.
 
 use std::time::Instant;
 
@@ -55,9 +59,17 @@ fn main() {
                 phases(f, n);
             }
         }
+        ["ceiling", threads, n, files @ ..] => {
+            ceiling(
+                threads.parse().expect("THREADS"),
+                n.parse().expect("N"),
+                files,
+            );
+        }
         _ => {
             eprintln!(
-                "usage: walfix-prof gen snappy|zstd SIZE_MIB OUT | scan frames|records N FILE..."
+                "usage: walfix-prof gen snappy|zstd SIZE_MIB OUT | scan frames|records N FILE... \
+                 | phases N FILE... | ceiling THREADS N FILE..."
             );
             std::process::exit(2);
         }
@@ -119,5 +131,52 @@ fn phases(f: &str, n: usize) {
         decode * 1e3,
         mb(decode, out_bytes),
         c.0 / n as u64
+    );
+}
+
+/// Decompression alone over the records of `files`, on `threads` threads, best of `n` runs.
+fn ceiling(threads: usize, n: usize, files: &[&str]) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use walfix_format::frames::{Event, SegmentReader};
+    let mut payloads: Vec<(Vec<u8>, walfix_format::fragment::Compression)> = Vec::new();
+    for f in files {
+        let data = std::fs::read(f).expect("read");
+        let mut r = SegmentReader::new(&data);
+        while let Some(ev) = r.next() {
+            if let Event::Record(rec) = ev {
+                payloads.push((rec.payload.to_vec(), rec.compression));
+            }
+        }
+    }
+    let input: usize = payloads.iter().map(|(p, _)| p.len()).sum();
+    let mut best = f64::MAX;
+    let mut output = 0;
+    for _ in 0..n {
+        let next = AtomicUsize::new(0);
+        let produced = AtomicUsize::new(0);
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads.max(1) {
+                s.spawn(|| {
+                    let mut buf = Vec::new();
+                    let mut mine = 0;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((p, c)) = payloads.get(i) else { break };
+                        walfix_format::compression::decompress(*c, p, &mut buf)
+                            .expect("decompress");
+                        mine += buf.len();
+                    }
+                    produced.fetch_add(mine, Ordering::Relaxed);
+                });
+            }
+        });
+        best = best.min(t.elapsed().as_secs_f64());
+        output = produced.into_inner();
+    }
+    println!(
+        "ceiling --threads {threads}: {} records, {input} -> {output} bytes, best {best:.4} s, {:.2} GB/s of output",
+        payloads.len(),
+        output as f64 / best / 1e9
     );
 }

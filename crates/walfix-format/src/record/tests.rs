@@ -1139,7 +1139,11 @@ fn cut_samples_record_shows_every_entry_before_the_cut() {
         let mut v = Seen::default();
         let r = visit(&full[..cut], &mut v);
         assert_eq!(r.is_ok(), cut == 17 || ends.contains(&cut), "cut {cut}");
-        let want: Vec<Entry> = samples[..whole].iter().copied().map(Entry::Sample).collect();
+        let want: Vec<Entry> = samples[..whole]
+            .iter()
+            .copied()
+            .map(Entry::Sample)
+            .collect();
         assert_eq!(v.entries, want, "cut {cut}");
     }
 }
