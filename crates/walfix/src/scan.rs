@@ -114,6 +114,15 @@ impl Collector<'_> {
         }
     }
 
+    /// Staleness marker and time range of one float sample (not its count or ref).
+    #[inline(always)]
+    fn note_sample(&mut self, s: &Sample) {
+        if s.v.to_bits() == STALE_NAN {
+            self.stats.stale_markers += 1;
+        }
+        self.time(s.t);
+    }
+
     #[inline(always)]
     fn time(&mut self, t: i64) {
         self.min_t = self.min_t.min(t);
@@ -138,38 +147,29 @@ impl Visitor for Collector<'_> {
     #[inline(always)]
     fn sample(&mut self, s: &Sample) {
         self.stats.float_samples += 1;
-        if s.v.to_bits() == STALE_NAN {
-            self.stats.stale_markers += 1;
-        }
-        self.time(s.t);
+        self.note_sample(s);
         self.use_ref(s.series_ref, Use::Sample);
     }
-    /// The hot path of a check: counters and the time range summed in locals over the run, and
-    /// refs set in the bitmap a word at a time.
+    /// The hot path of a check: one pass over the run sums the counters and the time range in
+    /// locals and sets the refs in the bitmap a word at a time.
     fn samples(&mut self, batch: &[Sample]) {
-        let (mut lo, mut hi, mut stale) = (self.min_t, self.max_t, 0u64);
-        for s in batch {
-            stale += u64::from(s.v.to_bits() == STALE_NAN);
-            lo = lo.min(s.t);
-            hi = hi.max(s.t);
-        }
-        (self.min_t, self.max_t) = (lo, hi);
         self.stats.float_samples += batch.len() as u64;
-        self.stats.stale_markers += stale;
-        if self.known_before.is_some() {
+        if self.known_before.is_some() || !self.local.is_empty() {
             for s in batch {
+                self.note_sample(s);
                 self.use_ref(s.series_ref, Use::Sample);
             }
             return;
         }
-        let local = &self.local;
-        let refs = batch.iter().map(|s| s.series_ref);
-        if local.is_empty() {
-            self.used_undefined.insert_all(refs);
-        } else {
-            self.used_undefined
-                .insert_all(refs.filter(|&r| !local.contains(r)));
-        }
+        let (mut lo, mut hi, mut stale) = (self.min_t, self.max_t, 0u64);
+        self.used_undefined.insert_all(batch.iter().map(|s| {
+            stale += u64::from(s.v.to_bits() == STALE_NAN);
+            lo = lo.min(s.t);
+            hi = hi.max(s.t);
+            s.series_ref
+        }));
+        (self.min_t, self.max_t) = (lo, hi);
+        self.stats.stale_markers += stale;
     }
     fn tombstone(&mut self, t: &Tombstone) {
         self.stats.tombstones += 1;
@@ -443,5 +443,105 @@ fn add_problem(scan: &mut SegmentScan, p: Problem, stats: &Stats) {
         scan.problems.push(p);
     } else {
         scan.more_problems += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use walfix_format::encode::SegmentEncoder;
+    use walfix_format::fragment::Compression;
+
+    /// Go's binary.PutVarint: zigzag, then 7-bit groups, low first.
+    fn varint(out: &mut Vec<u8>, x: i64) {
+        let mut z = ((x << 1) ^ (x >> 63)) as u64;
+        while z >= 0x80 {
+            out.push(z as u8 | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+
+    /// A V1 samples record (type 2) written by hand from the format: be64 base ref, be64 base t,
+    /// then per sample varint ref delta, varint t delta, be64 value bits.
+    fn samples(entries: &[(u64, i64, u64)]) -> Vec<u8> {
+        let (r0, t0) = (entries[0].0, entries[0].1);
+        let mut b = vec![2u8];
+        b.extend_from_slice(&r0.to_be_bytes());
+        b.extend_from_slice(&t0.to_be_bytes());
+        for &(r, t, v) in entries {
+            varint(&mut b, r as i64 - r0 as i64);
+            varint(&mut b, t - t0);
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        b
+    }
+
+    /// A series record (type 1): be64 ref, uvarint label count, then length-prefixed strings.
+    fn series(refs: &[u64]) -> Vec<u8> {
+        let mut b = vec![1u8];
+        for &r in refs {
+            b.extend_from_slice(&r.to_be_bytes());
+            b.extend_from_slice(&[1, 8]);
+            b.extend_from_slice(b"__name__");
+            b.extend_from_slice(&[1, b'x']);
+        }
+        b
+    }
+
+    fn segment(records: &[Vec<u8>]) -> Vec<u8> {
+        let mut enc = SegmentEncoder::new();
+        for r in records {
+            enc.append(r, Compression::None);
+        }
+        enc.into_bytes()
+    }
+
+    const ONE: u64 = 0x3ff0_0000_0000_0000;
+
+    /// Counts, staleness markers, time range and refs used before their series, on both paths
+    /// of `Collector::samples`: with series defined earlier in the segment and without, and
+    /// across the decoder's batches of 64.
+    #[test]
+    fn sample_stats_and_undefined_refs() {
+        let seg = segment(&[
+            series(&[1, 2]),
+            samples(&[(1, 1000, ONE), (2, 900, STALE_NAN), (3, 1500, ONE)]),
+        ]);
+        let s = scan_segment(&seg, LogKind::Wal, Level::Records, None);
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert_eq!(
+            (s.stats.float_samples, s.stats.stale_markers),
+            (3, 1),
+            "with series"
+        );
+        assert_eq!(
+            (s.stats.min_time, s.stats.max_time),
+            (Some(900), Some(1500))
+        );
+        assert_eq!(s.used_undefined.iter().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(s.defined, vec![1, 2]);
+
+        let entries: Vec<(u64, i64, u64)> = (0..70u64)
+            .map(|i| {
+                (
+                    100 + i,
+                    2069 - i as i64,
+                    if i == 65 { STALE_NAN } else { ONE },
+                )
+            })
+            .collect();
+        let seg = segment(&[samples(&entries), samples(&[(5, 3000, ONE)])]);
+        let s = scan_segment(&seg, LogKind::Wal, Level::Records, None);
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert_eq!((s.stats.float_samples, s.stats.stale_markers), (71, 1));
+        assert_eq!(
+            (s.stats.min_time, s.stats.max_time),
+            (Some(2000), Some(3000))
+        );
+        let mut want: Vec<u64> = (100..170).collect();
+        want.insert(0, 5);
+        assert_eq!(s.used_undefined.iter().collect::<Vec<_>>(), want);
+        assert_eq!(s.used_undefined.len(), 71);
     }
 }
