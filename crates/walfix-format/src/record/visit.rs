@@ -14,6 +14,8 @@ pub trait Visitor {
     /// Consecutive samples of one record, in record order: the decoder hands runs of V1
     /// samples over this way. The default calls [`Visitor::sample`] for each; a visitor that
     /// keeps per-sample counters can sum a run in locals instead of updating memory each time.
+    /// Overriding it does not replace [`Visitor::sample`]: SamplesV2 records and the last few
+    /// entries of a V1 record still arrive one at a time there.
     fn samples(&mut self, batch: &[Sample]) {
         for s in batch {
             self.sample(s);
