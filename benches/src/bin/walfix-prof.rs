@@ -79,21 +79,15 @@ fn main() {
 /// Times the three stages of a full check separately on one file: framing with CRC and the
 /// assembly of split records; snappy decompression of every record; decoding every record.
 fn phases(f: &str, n: usize) {
-    use walfix_format::frames::{Event, SegmentReader};
+    use walfix_format::frames::SegmentReader;
     let data = std::fs::read(f).expect("read");
-    let mut stored: Vec<(Vec<u8>, walfix_format::fragment::Compression)> = Vec::new();
     let t = Instant::now();
-    for i in 0..n {
+    for _ in 0..n {
         let mut r = SegmentReader::new(&data);
-        while let Some(ev) = r.next() {
-            if let Event::Record(rec) = ev {
-                if i == 0 {
-                    stored.push((rec.payload.to_vec(), rec.compression));
-                }
-            }
-        }
+        while r.next().is_some() {}
     }
     let frames = t.elapsed().as_secs_f64() / n as f64;
+    let stored = payloads(&data);
     let mut outs: Vec<Vec<u8>> = Vec::new();
     let mut buf = Vec::new();
     let t = Instant::now();
@@ -137,17 +131,10 @@ fn phases(f: &str, n: usize) {
 /// Decompression alone over the records of `files`, on `threads` threads, best of `n` runs.
 fn ceiling(threads: usize, n: usize, files: &[&str]) {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use walfix_format::frames::{Event, SegmentReader};
-    let mut payloads: Vec<(Vec<u8>, walfix_format::fragment::Compression)> = Vec::new();
-    for f in files {
-        let data = std::fs::read(f).expect("read");
-        let mut r = SegmentReader::new(&data);
-        while let Some(ev) = r.next() {
-            if let Event::Record(rec) = ev {
-                payloads.push((rec.payload.to_vec(), rec.compression));
-            }
-        }
-    }
+    let payloads: Vec<_> = files
+        .iter()
+        .flat_map(|f| payloads(&std::fs::read(f).expect("read")))
+        .collect();
     let input: usize = payloads.iter().map(|(p, _)| p.len()).sum();
     let mut best = f64::MAX;
     let mut output = 0;
@@ -179,4 +166,17 @@ fn ceiling(threads: usize, n: usize, files: &[&str]) {
         payloads.len(),
         output as f64 / best / 1e9
     );
+}
+
+/// Every whole record's payload (split records assembled) and its compression.
+fn payloads(data: &[u8]) -> Vec<(Vec<u8>, walfix_format::fragment::Compression)> {
+    use walfix_format::frames::{Event, SegmentReader};
+    let mut out = Vec::new();
+    let mut r = SegmentReader::new(data);
+    while let Some(ev) = r.next() {
+        if let Event::Record(rec) = ev {
+            out.push((rec.payload.to_vec(), rec.compression));
+        }
+    }
+    out
 }

@@ -169,7 +169,7 @@ pub enum Action {
     /// Create `checkpoint.N` holding one empty segment, so replay starts at segment N+1 (what
     /// Prometheus writes when it checkpoints nothing). Used when the first segment is so far
     /// from 0 that filling the hole with empty segments would take more than
-    /// 10,000 files.
+    /// `MAX_EMPTY_SEGMENTS` (10,000) files.
     CreateEmptyCheckpoint {
         /// The new `checkpoint.N` directory.
         #[serde(serialize_with = "crate::report::lossless_path")]
