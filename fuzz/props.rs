@@ -1325,6 +1325,7 @@ pub fn repair(data: &[u8]) {
         pad: knobs & 2 != 0,
         force: false,
         drop_checkpoint: knobs & 4 != 0,
+        ..Default::default()
     };
 
     let outside_before = files_under(&outside);

@@ -45,6 +45,14 @@ pub struct RepairArgs {
     /// Treat the WAL as a Prometheus agent WAL.
     #[arg(long)]
     agent: bool,
+    /// Backups to keep in the backup dir (one directory per repair run; older ones are
+    /// removed after a successful repair). 0 keeps every one.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    keep_backups: usize,
+    /// If the newest segment was written less than SECONDS ago, watch it until it is that old
+    /// and refuse if it changes (a Prometheus without a lock file is writing).
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    live_wait: f64,
     /// Print one JSON object (schema walfix-repair/1) instead of the human report.
     #[arg(long)]
     json: bool,
@@ -185,7 +193,7 @@ fn print_plan(out: &mut impl Write, p: &Plan) -> io::Result<()> {
             "Plan: {} change(s); backup {} in {}",
             p.actions.len(),
             size(p.backup_bytes),
-            show_path(&p.backup_dir)
+            show_path(&p.backup_run)
         )?;
         for (i, a) in p.actions.iter().enumerate() {
             writeln!(out, "  {:>2}. {}", i + 1, describe(a))?;
@@ -228,6 +236,8 @@ pub fn run(args: RepairArgs) -> ExitCode {
         pad: args.pad,
         force: args.force,
         drop_checkpoint: args.drop_checkpoint,
+        keep_backups: (args.keep_backups > 0).then_some(args.keep_backups),
+        live_wait: std::time::Duration::from_secs_f64(args.live_wait.clamp(0.0, 3600.0)),
     };
     let plan = match repair::plan(&args.path, &opts) {
         Ok(p) => p,
@@ -318,8 +328,11 @@ pub fn run(args: RepairArgs) -> ExitCode {
                         out,
                         "Done: {} change(s) made; removed bytes are in {}",
                         o.done,
-                        show_path(&plan.backup_dir)
+                        show_path(&plan.backup_run)
                     )?;
+                    for p in &o.pruned {
+                        writeln!(out, "Removed old backup {} (--keep-backups)", show_path(p))?;
+                    }
                     print_after(&mut out, "After", &o.after)
                 } else {
                     writeln!(out, "Nothing changed.")

@@ -34,6 +34,10 @@ pub trait Fs: Sync {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Appends one line to `path` (created if missing) and fsyncs it.
     fn append_line(&self, path: &Path, line: &[u8]) -> io::Result<()>;
+    /// Sets the owner (when `owner` is given) and the permission bits of `path`.
+    fn set_owner_mode(&self, path: &Path, owner: Option<(u32, u32)>, mode: u32) -> io::Result<()> {
+        set_owner_mode(path, owner, mode)
+    }
     /// Bytes an unprivileged writer may still use on the file system holding `path`.
     fn free_space(&self, path: &Path) -> io::Result<u64> {
         let st = rustix::fs::statvfs(path).map_err(io::Error::from)?;
@@ -80,26 +84,106 @@ impl Fs for RealFs {
     }
 }
 
+/// Who owns a file walfix writes, and its mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Perms {
+    /// The owner, group and mode of the file it replaces; a new file gets its directory's
+    /// owner and group, mode 0644 (Prometheus, maybe another user, must read it).
+    Keep,
+    /// The directory's owner and group, mode 0600 (backups: only their owner reads them).
+    Private,
+}
+
 /// Writes `path` atomically: a temp file in the same directory, fsync, rename over `path`,
 /// fsync the directory. A crash leaves either the old file or the new one, plus maybe a temp
-/// file that the next run removes.
+/// file that the next run removes. The new file keeps the owner, group and mode of the one it
+/// replaces ([`Perms::Keep`]), so a repair run as root leaves files Prometheus's user can
+/// still write.
 pub fn replace_file(
     fs: &dyn Fs,
     path: &Path,
     write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
+    replace_file_as(fs, path, Perms::Keep, write)
+}
+
+/// [`replace_file`] with the owner and mode `perms` gives.
+pub fn replace_file_as(
+    fs: &dyn Fs,
+    path: &Path,
+    perms: Perms,
+    write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let tmp = temp_name(path);
     if tmp.exists() {
         fs.remove_file(&tmp)?;
     }
+    let (owner, mode) = target_owner_mode(path, dir, perms)?;
     {
         let mut f = fs.create(&tmp)?;
         write(&mut f)?;
+        fs.set_owner_mode(&tmp, owner, mode)?;
         f.sync()?;
     }
     fs.rename(&tmp, path)?;
     fs.sync_dir(dir)
+}
+
+/// The owner to give (None: leave it, we could not change it anyway) and the mode.
+fn target_owner_mode(
+    path: &Path,
+    dir: &Path,
+    perms: Perms,
+) -> io::Result<(Option<(u32, u32)>, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let existing = match (perms, fs::symlink_metadata(path)) {
+        (Perms::Keep, Ok(m)) if m.is_file() => Some(m),
+        _ => None,
+    };
+    let (meta, mode) = match existing {
+        Some(m) => {
+            let mode = m.mode() & 0o7777;
+            (m, mode)
+        }
+        None => (
+            fs::metadata(dir)?,
+            if perms == Perms::Private {
+                0o600
+            } else {
+                0o644
+            },
+        ),
+    };
+    Ok((wanted_owner(meta.uid(), meta.gid()), mode))
+}
+
+/// `Some((uid, gid))` when the file should be chowned to them: only root may give files away,
+/// and for anyone else the new file is theirs already.
+pub fn wanted_owner(uid: u32, gid: u32) -> Option<(u32, u32)> {
+    let me = rustix::process::geteuid().as_raw();
+    (me == 0 && (uid, gid) != (0, 0)).then_some((uid, gid))
+}
+
+/// chown (when asked) and chmod, without following symlinks for the chown.
+pub fn set_owner_mode(path: &Path, owner: Option<(u32, u32)>, mode: u32) -> io::Result<()> {
+    use rustix::fs::{chmodat, chownat, AtFlags, Gid, Mode, Uid, CWD};
+    if let Some((u, g)) = owner {
+        chownat(
+            CWD,
+            path,
+            Some(Uid::from_raw(u)),
+            Some(Gid::from_raw(g)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(io::Error::from)?;
+    }
+    chmodat(CWD, path, Mode::from_raw_mode(mode), AtFlags::empty()).map_err(io::Error::from)
 }
 
 /// The temp name used for `path`: hidden and non-numeric, so Prometheus never takes it for a
@@ -117,8 +201,9 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".walfix-tmp")
 }
 
-/// Copies file `from` to `to` atomically (temp file, fsync, rename, fsync dir).
-pub fn copy_file(fs: &dyn Fs, from: &Path, to: &Path) -> io::Result<()> {
+/// Copies file `from` to `to` atomically (temp file, fsync, rename, fsync dir), with the owner
+/// and mode `perms` gives.
+pub fn copy_file(fs: &dyn Fs, from: &Path, to: &Path, perms: Perms) -> io::Result<()> {
     let mut src = File::open(from)?;
-    replace_file(fs, to, &mut |w| io::copy(&mut src, w).map(|_| ()))
+    replace_file_as(fs, to, perms, &mut |w| io::copy(&mut src, w).map(|_| ()))
 }

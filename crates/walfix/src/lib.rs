@@ -7,6 +7,7 @@
 pub mod check;
 pub mod fsops;
 pub mod layout;
+pub mod live;
 pub mod mmap;
 pub mod refset;
 pub mod repair;

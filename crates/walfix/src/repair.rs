@@ -21,7 +21,7 @@ use walfix_format::record::{
 };
 
 use crate::check::{check_layout, CheckOptions};
-use crate::fsops::{copy_file, is_temp_name, replace_file, Fs};
+use crate::fsops::{copy_file, is_temp_name, replace_file, replace_file_as, Fs, Perms};
 use crate::layout::{discover, Layout, Leftover, Log, WalFlavor};
 use crate::mmap::SegmentData;
 use crate::report::{Finding, Report, Severity};
@@ -54,6 +54,13 @@ pub struct RepairOptions {
     pub force: bool,
     /// Drop a damaged checkpoint instead of salvaging it.
     pub drop_checkpoint: bool,
+    /// Backups (one directory per run under the backup dir) to keep after a repair; older
+    /// ones are removed. `None` keeps every one.
+    pub keep_backups: Option<usize>,
+    /// Before changing anything, watch the newest segment this long if it was written more
+    /// recently than that: a segment that grows means a Prometheus is writing (one without a
+    /// lock file). Zero skips the watch.
+    pub live_wait: std::time::Duration,
 }
 
 /// What a change loses.
@@ -241,9 +248,13 @@ pub struct Plan {
     /// The data dir (lock file and default backup live here).
     #[serde(serialize_with = "crate::report::lossless_path")]
     pub data_root: PathBuf,
-    /// Where removed bytes go.
+    /// Where backups go: one directory per run in it.
     #[serde(serialize_with = "crate::report::lossless_path")]
     pub backup_dir: PathBuf,
+    /// This run's backup: `backup_dir/<UTC time>` (e.g. `20261202T130501Z`), with its
+    /// `manifest.jsonl`.
+    #[serde(serialize_with = "crate::report::lossless_path")]
+    pub backup_run: PathBuf,
     /// Changes, in the order they are made.
     pub actions: Vec<Action>,
     /// Problems the plan does not fix, with why.
@@ -266,6 +277,10 @@ pub enum RepairError {
     /// A running Prometheus holds the data dir.
     #[error("{0} is locked by a running Prometheus (or another walfix): stop it first, or pass --force if you are sure nothing writes to this WAL")]
     Locked(PathBuf),
+    /// A process has files of the data dir open, or its newest segment is growing, with no
+    /// lock held (Prometheus 2.x without --storage.tsdb.use-lockfile).
+    #[error("{0}: stop it first, or pass --force if you are sure nothing writes to this WAL")]
+    Live(crate::live::Live),
     /// The backup dir cannot be written.
     #[error("cannot write the backup directory {path}: {err}")]
     Backup {
@@ -491,10 +506,12 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
         .backup_dir
         .clone()
         .unwrap_or_else(|| root.join("walfix-backup"));
+    let backup_run = new_run_dir(&backup_dir);
     let mut p = Plan {
         mode: opts.mode,
         data_root: root,
         backup_dir,
+        backup_run,
         actions: Vec::new(),
         unresolved: Vec::new(),
         backup_bytes: 0,
@@ -955,6 +972,8 @@ fn recover_repair_file(
 pub struct Outcome {
     /// Actions done (all of the plan's on success).
     pub done: usize,
+    /// Old backup runs removed to keep [`RepairOptions::keep_backups`].
+    pub pruned: Vec<PathBuf>,
     /// The check after the repair.
     #[serde(skip)]
     pub after: Report,
@@ -966,19 +985,26 @@ pub struct DirLock {
 }
 
 /// Takes the same non-blocking exclusive flock Prometheus takes on `<data>/lock`. A missing lock
-/// file means nobody holds it (it is not created, so a clean repair changes nothing).
+/// file means nobody holds it (it is not created, so a clean repair changes nothing). Then,
+/// since Prometheus 2.x takes no lock unless `--storage.tsdb.use-lockfile` is set, refuses if a
+/// process we can see has a file of the data dir open.
 pub fn lock(data_root: &Path) -> Result<DirLock, RepairError> {
     let path = data_root.join("lock");
-    let file = match fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DirLock { _file: None }),
+    let held = match fs::File::open(&path) {
+        Ok(file) => match file.try_lock() {
+            Ok(()) => DirLock { _file: Some(file) },
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(RepairError::Locked(data_root.to_path_buf()))
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e.into()),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => DirLock { _file: None },
         Err(e) => return Err(e.into()),
     };
-    match file.try_lock() {
-        Ok(()) => Ok(DirLock { _file: Some(file) }),
-        Err(fs::TryLockError::WouldBlock) => Err(RepairError::Locked(data_root.to_path_buf())),
-        Err(fs::TryLockError::Error(e)) => Err(e.into()),
+    if let Some(l) = crate::live::open_by_process(data_root) {
+        return Err(RepairError::Live(l));
     }
+    Ok(held)
 }
 
 fn step(what: impl Into<String>) -> impl FnOnce(io::Error) -> RepairError {
@@ -1002,7 +1028,7 @@ fn same_content(a: &Path, b: &Path) -> bool {
 /// Copies a file or directory into the backup unless an identical copy is there already.
 /// Returns the backup path.
 fn backup(fs_: &dyn Fs, plan: &Plan, path: &Path) -> Result<PathBuf, RepairError> {
-    let base = plan.backup_dir.join(rel(&plan.data_root, path));
+    let base = plan.backup_run.join(rel(&plan.data_root, path));
     let meta = fs::symlink_metadata(path).map_err(step(format!("reading {}", path.display())))?;
     let mut dest = base.clone();
     let mut n = 0;
@@ -1016,14 +1042,20 @@ fn backup(fs_: &dyn Fs, plan: &Plan, path: &Path) -> Result<PathBuf, RepairError
         n += 1;
         dest = PathBuf::from(format!("{}.{n}", base.display()));
     }
-    copy_tree(fs_, path, &dest)?;
+    copy_tree(fs_, plan, path, &dest)?;
     Ok(dest)
 }
 
-fn copy_tree(fs_: &dyn Fs, from: &Path, to: &Path) -> Result<(), RepairError> {
+fn copy_tree(fs_: &dyn Fs, plan: &Plan, from: &Path, to: &Path) -> Result<(), RepairError> {
     let parent = to.parent().unwrap_or(Path::new("."));
     fs_.create_dir_all(parent)
         .map_err(step(format!("creating {}", parent.display())))?;
+    // Directories made inside the run belong to the data dir's owner too.
+    let mut d = parent;
+    while d.starts_with(&plan.backup_run) && d != plan.backup_run {
+        private(fs_, plan, d, 0o700).map_err(step(format!("creating {}", d.display())))?;
+        d = d.parent().unwrap_or(Path::new("."));
+    }
     let meta = fs::symlink_metadata(from).map_err(step(format!("reading {}", from.display())))?;
     if meta.is_dir() {
         // Built under a temp name and renamed, so a half-copied directory is never taken for a
@@ -1034,10 +1066,11 @@ fn copy_tree(fs_: &dyn Fs, from: &Path, to: &Path) -> Result<(), RepairError> {
                 .map_err(step(format!("removing {}", tmp.display())))?;
         }
         fs_.create_dir_all(&tmp)
+            .and_then(|_| private(fs_, plan, &tmp, 0o700))
             .map_err(step(format!("creating {}", tmp.display())))?;
         for e in fs::read_dir(from).map_err(step(format!("reading {}", from.display())))? {
             let e = e.map_err(step(format!("reading {}", from.display())))?;
-            copy_tree(fs_, &e.path(), &tmp.join(e.file_name()))?;
+            copy_tree(fs_, plan, &e.path(), &tmp.join(e.file_name()))?;
         }
         fs_.sync_dir(&tmp)
             .map_err(step(format!("syncing {}", tmp.display())))?;
@@ -1049,10 +1082,13 @@ fn copy_tree(fs_: &dyn Fs, from: &Path, to: &Path) -> Result<(), RepairError> {
         // Never follow a link out of the WAL: record where it pointed instead.
         let target = fs::read_link(from).map_err(step(format!("reading {}", from.display())))?;
         let note = format!("symlink to {}\n", target.display());
-        replace_file(fs_, to, &mut |w| w.write_all(note.as_bytes()))
-            .map_err(step(format!("writing {}", to.display())))?;
+        replace_file_as(fs_, to, Perms::Private, &mut |w| {
+            w.write_all(note.as_bytes())
+        })
+        .map_err(step(format!("writing {}", to.display())))?;
     } else {
-        copy_file(fs_, from, to).map_err(step(format!("backing up {}", from.display())))?;
+        copy_file(fs_, from, to, Perms::Private)
+            .map_err(step(format!("backing up {}", from.display())))?;
     }
     Ok(())
 }
@@ -1075,15 +1111,128 @@ fn manifest(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         action: a,
-        backup,
+        // Relative to the run's directory, so the manifest stays right wherever it is moved.
+        backup: backup.map(|b| b.strip_prefix(&plan.backup_run).unwrap_or(b)),
     };
     let bytes = serde_json::to_vec(&line).map_err(|e| RepairError::Step {
         step: "writing the manifest".into(),
         err: io::Error::other(e),
     })?;
-    let path = plan.backup_dir.join("manifest.jsonl");
+    let path = plan.backup_run.join("manifest.jsonl");
     fs_.append_line(&path, &bytes)
+        .and_then(|_| private(fs_, plan, &path, 0o600))
         .map_err(step(format!("writing {}", path.display())))
+}
+
+/// Gives a backup file or directory the data dir's owner and a private mode, so the
+/// Prometheus user (not only root) can read and prune it, and nobody else can.
+fn private(fs_: &dyn Fs, plan: &Plan, path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(&plan.data_root)?;
+    fs_.set_owner_mode(path, crate::fsops::wanted_owner(m.uid(), m.gid()), mode)
+}
+
+/// A new run directory name under `backup_dir`: the UTC time, then `-N` (above every `-N`
+/// taken in that second, so names keep sorting by time after older runs are pruned).
+fn new_run_dir(backup_dir: &Path) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = run_name(secs);
+    let taken: Option<u64> = fs::read_dir(backup_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rest = name.strip_prefix(base.as_str())?;
+            if rest.is_empty() {
+                Some(0)
+            } else {
+                rest.strip_prefix('-')?.parse().ok()
+            }
+        })
+        .max();
+    match taken {
+        None => backup_dir.join(base),
+        Some(n) => backup_dir.join(format!("{base}-{}", n + 1)),
+    }
+}
+
+/// `YYYYMMDDTHHMMSSZ` of a Unix time (proleptic Gregorian calendar, days from civil).
+fn run_name(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// True for names [`new_run_dir`] makes.
+fn is_run_name(name: &str) -> bool {
+    let (stamp, suffix) = name.split_at(name.len().min(16));
+    let b = stamp.as_bytes();
+    b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+        && (suffix.is_empty()
+            || suffix
+                .strip_prefix('-')
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())))
+}
+
+/// Removes all but the newest `keep` run directories of `backup_dir` (never `current`).
+/// Returns what it removed.
+fn prune_backups(
+    fs_: &dyn Fs,
+    backup_dir: &Path,
+    current: &Path,
+    keep: usize,
+) -> io::Result<Vec<PathBuf>> {
+    let mut runs: Vec<(String, PathBuf)> = Vec::new();
+    for e in fs::read_dir(backup_dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if is_run_name(&name) && e.file_type()?.is_dir() && e.path() != current {
+            runs.push((name, e.path()));
+        }
+    }
+    // Names sort by time; `-N` suffixes sort after their base.
+    runs.sort_by(|a, b| {
+        let key = |n: &str| {
+            let (t, s) = n.split_at(16);
+            (
+                t.to_string(),
+                s.trim_start_matches('-').parse::<u64>().unwrap_or(0),
+            )
+        };
+        key(&a.0).cmp(&key(&b.0))
+    });
+    // The current run counts as one of the kept.
+    let drop = runs.len().saturating_sub(keep.saturating_sub(1));
+    let mut removed = Vec::new();
+    for (_, path) in runs.into_iter().take(drop) {
+        fs_.remove_dir_all(&path)?;
+        removed.push(path);
+    }
+    if !removed.is_empty() {
+        fs_.sync_dir(backup_dir)?;
+    }
+    Ok(removed)
 }
 
 /// Carries out `plan` through `fs_`. Refuses if Prometheus holds the lock (unless `force`), if
@@ -1096,6 +1245,7 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
     if plan.actions.is_empty() {
         return Ok(Outcome {
             done: 0,
+            pruned: Vec::new(),
             after: plan.before.clone(),
         });
     }
@@ -1105,12 +1255,24 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
         Some(lock(&plan.data_root)?)
     };
 
-    fs_.create_dir_all(&plan.backup_dir)
+    if opts.live_wait > std::time::Duration::ZERO {
+        if let Some(l) = crate::live::growing_segment(&plan.data_root, opts.live_wait)? {
+            return Err(RepairError::Live(l));
+        }
+    }
+    let backup_is_new = !plan.backup_dir.exists();
+    fs_.create_dir_all(&plan.backup_run)
+        .and_then(|_| {
+            if backup_is_new {
+                private(fs_, plan, &plan.backup_dir, 0o700)?;
+            }
+            private(fs_, plan, &plan.backup_run, 0o700)
+        })
         .map_err(|err| RepairError::Backup {
-            path: plan.backup_dir.clone(),
+            path: plan.backup_run.clone(),
             err,
         })?;
-    let probe = plan.backup_dir.join(".walfix-probe");
+    let probe = plan.backup_run.join(".walfix-probe");
     replace_file(fs_, &probe, &mut |w| w.write_all(b"ok"))
         .and_then(|_| fs_.remove_file(&probe))
         .map_err(|err| RepairError::Backup {
@@ -1184,9 +1346,18 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
         manifest(fs_, plan, a, saved.as_deref())?;
         done += 1;
     }
+    let pruned = match opts.keep_backups {
+        Some(keep) if done > 0 => prune_backups(fs_, &plan.backup_dir, &plan.backup_run, keep)
+            .map_err(step(format!(
+                "pruning old backups in {}",
+                plan.backup_dir.display()
+            )))?,
+        _ => Vec::new(),
+    };
     let layout = discover(&plan.before.root, opts.flavor)?;
     Ok(Outcome {
         done,
+        pruned,
         after: check_layout(&layout, &check_opts),
     })
 }

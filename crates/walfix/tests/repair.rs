@@ -179,7 +179,7 @@ fn backup_holds_every_original_file_it_changed() {
         let before = snapshot(&data);
         repair(&data, &opts(Mode::Truncate));
         let after = snapshot(&data);
-        let backup = snapshot(&data.join("walfix-backup"));
+        let backup: BTreeMap<_, _> = backups(&data).into_iter().collect();
         for (rel, bytes) in &before {
             if after.get(rel) != Some(bytes) {
                 assert_eq!(
@@ -410,6 +410,22 @@ impl Fs for FailAt {
         self.tick()?;
         RealFs.append_line(path, line)
     }
+    fn set_owner_mode(&self, path: &Path, owner: Option<(u32, u32)>, mode: u32) -> io::Result<()> {
+        self.tick()?;
+        RealFs.set_owner_mode(path, owner, mode)
+    }
+}
+
+/// Every backed-up file, keyed by its path inside its run directory (`walfix-backup/<run>/`).
+fn backups(data: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = data.join("walfix-backup");
+    if !dir.exists() {
+        return Vec::new();
+    }
+    snapshot(&dir)
+        .into_iter()
+        .map(|(k, v)| (k.iter().skip(1).collect::<PathBuf>(), v))
+        .collect()
 }
 
 fn without_backup(mut s: BTreeMap<PathBuf, Vec<u8>>) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -450,7 +466,7 @@ fn a_failure_at_any_step_then_a_rerun_equals_an_uninterrupted_repair() {
             );
             // Every original file that changed is in the backup, byte for byte.
             let now = snapshot(&data);
-            let backup = snapshot(&data.join("walfix-backup"));
+            let backup = backups(&data);
             for (rel, bytes) in &original {
                 if now.get(rel) != Some(bytes) {
                     let kept = backup.iter().any(|(k, v)| {
@@ -551,4 +567,102 @@ fn refuses_to_pad_or_back_up_without_space_and_changes_nothing() {
     assert_eq!(snapshot(&data.join("wal")), before);
     // With room, the same plan goes through.
     assert!(execute(&p, &o, &Full { free: 1 << 40 }).is_ok());
+}
+
+/// `stat` of every entry under `dir`: relative path -> (uid, gid, mode bits).
+fn owners(dir: &Path) -> BTreeMap<PathBuf, (u32, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let m = fs::symlink_metadata(&d).unwrap();
+        out.insert(
+            d.strip_prefix(dir).unwrap().to_path_buf(),
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+        );
+        if m.is_dir() {
+            for e in fs::read_dir(&d).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+    }
+    out
+}
+
+fn set_tree(dir: &Path, owner: Option<(u32, u32)>, file_mode: u32, dir_mode: u32) {
+    for (rel, _) in owners(dir) {
+        let p = dir.join(&rel);
+        let mode = if p.is_dir() { dir_mode } else { file_mode };
+        walfix::fsops::set_owner_mode(&p, owner, mode).unwrap();
+    }
+}
+
+/// Issue 11: a repair run as root gave a 65534-owned 0640 segment back as root 0644.
+/// Every file keeps its owner, group and mode; the backup is private to the data dir's owner.
+#[test]
+fn repair_keeps_owner_group_and_mode_and_backups_are_private() {
+    let root = rustix::process::geteuid().is_root();
+    // As root the tree is given away to 65534 (what the pod's Prometheus runs as); otherwise
+    // only modes can be checked, the owner being us.
+    let owner = root.then_some((65534, 65534));
+    for name in [
+        "small-clean--flip-byte",
+        "small-clean--gap",
+        "v3-checkpoint--ckpt-flip",
+    ] {
+        let (_t, data) = copy(name);
+        set_tree(&data, owner, 0o640, 0o750);
+        let before = owners(&data);
+        let after_report = repair(&data, &opts(Mode::Salvage));
+        assert!(after_report.worst < Severity::Repairable, "{name}");
+        let after = owners(&data);
+        let (uid, gid, _) = before[Path::new("")];
+        for (rel, st) in &after {
+            if rel.starts_with("walfix-backup") {
+                let want = if data.join(rel).is_dir() {
+                    0o700
+                } else {
+                    0o600
+                };
+                assert_eq!(*st, (uid, gid, want), "{name}: {}", rel.display());
+            } else if let Some(old) = before.get(rel) {
+                assert_eq!(st, old, "{name}: {} changed owner or mode", rel.display());
+            } else {
+                // New files (an empty segment closing a gap) get the data dir's owner.
+                assert_eq!((st.0, st.1), (uid, gid), "{name}: new {}", rel.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn old_backups_are_pruned_to_keep_backups() {
+    let (_t, data) = copy("small-clean--flip-byte");
+    let pristine = tempfile::tempdir().unwrap();
+    common::copy_dir(&data, pristine.path(), &|_| false);
+    let mut o = opts(Mode::Salvage);
+    o.keep_backups = Some(2);
+    let mut runs_seen = Vec::new();
+    for i in 0..4 {
+        // Put the damage back and repair again: each run makes one backup run dir.
+        common::copy_dir(&pristine.path().join("wal"), &data.join("wal"), &|_| false);
+        let p = plan(&data, &o).unwrap();
+        assert!(!p.actions.is_empty(), "run {i}: nothing planned");
+        let out = execute(&p, &o, &RealFs).unwrap();
+        runs_seen.push(p.backup_run.clone());
+        let runs: std::collections::BTreeSet<_> = fs::read_dir(data.join("walfix-backup"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        // The newest two runs survive, whatever their names.
+        let want: std::collections::BTreeSet<_> = runs_seen.iter().rev().take(2).cloned().collect();
+        assert_eq!(runs, want, "run {i}");
+        assert_eq!(
+            out.pruned.len(),
+            usize::from(i >= 2),
+            "run {i}: {:?}",
+            out.pruned
+        );
+        assert!(p.backup_run.join("manifest.jsonl").is_file());
+    }
 }
