@@ -5,7 +5,9 @@
 #   eval "$(scripts/podman-setup.sh)"  # ... and sets CONTAINERS_CONF in this shell
 #   . scripts/podman-setup.sh          # same, when sourced
 #
-# - installs podman, buildah and runc with apt-get if podman or runc is missing (CI: root, fresh Debian);
+# - installs podman, buildah, runc and catatonit with apt-get if one is missing (CI: root, fresh
+#   Debian); catatonit is what podman 4.3 builds its local pause image from for `podman kube play`
+#   (pods need an infra container and no registry is reachable to pull k8s.gcr.io/pause);
 # - writes target/podman/containers.conf:
 #     runtime = "runc"     crun cannot start containers here (hybrid cgroup v1/v2 layout);
 #     default_ulimits      podman's defaults raise nofile/nproc, refused without CAP_SYS_RESOURCE;
@@ -16,11 +18,14 @@ _walfix_podman_setup() {
   root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   conf="$root/target/podman/containers.conf"
   [ "$(id -u)" -eq 0 ] || sudo=sudo
-  if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v buildah >/dev/null; then
-    echo "podman-setup.sh: installing podman buildah runc" >&2
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || return 1
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      podman buildah runc uidmap fuse-overlayfs slirp4netns >&2 || return 1
+  local c missing=
+  for c in podman buildah runc catatonit; do command -v "$c" >/dev/null || missing=1; done
+  if [ -n "$missing" ]; then
+    echo "podman-setup.sh: installing podman buildah runc catatonit (log: /tmp/podman-setup-apt.log)" >&2
+    { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        podman buildah runc catatonit uidmap fuse-overlayfs slirp4netns; } >/tmp/podman-setup-apt.log 2>&1 || {
+      cat /tmp/podman-setup-apt.log >&2; echo "podman-setup.sh: apt-get failed" >&2; return 1; }
   fi
   mkdir -p "$(dirname "$conf")" || return 1
   local want

@@ -1,0 +1,1 @@
+c-torn-tail.sh
