@@ -80,7 +80,7 @@ pub struct EstimateArgs {
 }
 
 /// Parses `512Mi`, `2G`, `1073741824`.
-fn parse_bytes(s: &str) -> Option<u64> {
+pub fn parse_bytes(s: &str) -> Option<u64> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -124,6 +124,24 @@ fn fail(msg: String) -> ExitCode {
     ExitCode::from(EXIT_OPERATIONAL)
 }
 
+/// The CPUs Prometheus would see here: 3.x honours the cgroup CPU quota, 2.x counts the CPUs.
+pub fn default_cpus(family: Family) -> u32 {
+    let quota = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    match family {
+        Family::V3_5 => quota,
+        _ => affinity_cpus().unwrap_or(quota),
+    }
+}
+
+/// The model `walfix estimate` uses with no options but the version and the limit.
+pub fn default_model(family: Family, limit_bytes: Option<u64>) -> ModelOptions {
+    let mut opts = ModelOptions::new(family, default_cpus(family));
+    if family.params().auto_memlimit {
+        opts.gomemlimit = limit_bytes.map(|b| b / 10 * 9);
+    }
+    opts
+}
+
 /// Runs `walfix estimate`.
 pub fn run(args: EstimateArgs) -> ExitCode {
     let Some(family) = Family::parse(&args.prometheus_version) else {
@@ -151,13 +169,7 @@ pub fn run(args: EstimateArgs) -> ExitCode {
         },
     };
     let limit_bytes = limit.as_ref().and_then(|l| l.bytes);
-    let cpus = args.cpus.unwrap_or_else(|| {
-        let quota = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        match family {
-            Family::V3_5 => quota,
-            _ => affinity_cpus().unwrap_or(quota),
-        }
-    });
+    let cpus = args.cpus.unwrap_or_else(|| default_cpus(family));
     let mut opts = ModelOptions::new(family, cpus);
     if let Some(l) = args.labels {
         opts.labels = match l {

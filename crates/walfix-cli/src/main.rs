@@ -3,6 +3,7 @@
 mod estimate_cmd;
 mod human;
 mod jsonl;
+mod preflight_cmd;
 mod repair_cmd;
 
 use std::io::{self, Write};
@@ -36,6 +37,15 @@ enum Command {
     #[command(after_help = repair_cmd::EXIT_CODES)]
     Repair(repair_cmd::RepairArgs),
     Estimate(estimate_cmd::EstimateArgs),
+    /// Before Prometheus starts in a pod: data dir, live Prometheus, permissions, free space,
+    /// WAL (repaired when safe) and memory, with one exit code; then exec Prometheus if asked.
+    Preflight(preflight_cmd::PreflightArgs),
+    /// Copy this binary to DEST (mode 0755, atomically): how an initContainer hands the static
+    /// walfix to the Prometheus container through an emptyDir, for `preflight -- prometheus ...`.
+    SelfInstall {
+        /// Where to put the binary, e.g. /walfix-bin/walfix.
+        dest: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -78,6 +88,27 @@ fn main() -> ExitCode {
         Command::Check(args) => run_check(args),
         Command::Repair(args) => repair_cmd::run(args),
         Command::Estimate(args) => estimate_cmd::run(args),
+        Command::Preflight(args) => preflight_cmd::run(args),
+        Command::SelfInstall { dest } => self_install(&dest),
+    }
+}
+
+fn self_install(dest: &std::path::Path) -> ExitCode {
+    let res = std::env::current_exe().and_then(|exe| {
+        let fs_ = walfix::fsops::RealFs;
+        let mut src = std::fs::File::open(&exe)?;
+        walfix::fsops::replace_file(&fs_, dest, &mut |w| io::copy(&mut src, w).map(|_| ()))?;
+        walfix::fsops::set_owner_mode(dest, None, 0o755)
+    });
+    match res {
+        Ok(()) => {
+            println!("walfix: installed {}", show_path(dest));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("walfix self-install: {}: {e}", show_path(dest));
+            ExitCode::from(EXIT_OPERATIONAL)
+        }
     }
 }
 

@@ -9,10 +9,12 @@ pub mod fsops;
 pub mod layout;
 pub mod live;
 pub mod mmap;
+pub mod perms;
 pub mod refset;
 pub mod repair;
 pub mod report;
 pub mod scan;
+pub mod space;
 
 pub use check::{check, check_layout, CheckOptions};
 pub use layout::WalFlavor;
