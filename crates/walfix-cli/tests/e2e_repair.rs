@@ -656,3 +656,114 @@ fn wal_far_above_zero_starts_after_repair_writes_an_empty_checkpoint() {
         assert_eq!(after.samples(), Some(want), "{version}: samples after");
     }
 }
+
+/// Issue 11: Debian's Prometheus 2.42 takes no lock file by default, and `walfix repair`
+/// rewrote the WAL of a running one. Now repair (exit 3) and preflight (exit 2) refuse, and
+/// nothing they would have repaired changes.
+#[test]
+#[ignore = "end-to-end: needs real Prometheus (scripts/test.sh)"]
+fn a_running_prometheus_without_a_lock_file_is_refused() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    copy_corpus("small-clean", &data);
+    let config = tmp.path().join("prometheus.yml");
+    fs::write(&config, "global:\n  scrape_interval: 1s\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = fs::File::create(tmp.path().join("prometheus.log")).unwrap();
+    let mut prom = Command::new(prometheus("2.42"))
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // Prometheus opens a new segment (00000004) before replaying the four it finds.
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    while !data.join("wal/00000004").exists() {
+        assert!(Instant::now() < deadline, "Prometheus did not open its WAL");
+        assert!(prom.try_wait().unwrap().is_none(), "Prometheus exited");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        !data.join("lock").exists(),
+        "this build takes a lock by default"
+    );
+    // Damage an old segment Prometheus no longer reads, so there is something to repair.
+    let seg = data.join("wal/00000001");
+    let mut bytes = fs::read(&seg).unwrap();
+    let (frag, len) = middle_full_fragment(&bytes).unwrap();
+    bytes[frag + 7 + len / 2] ^= 0xff;
+    fs::write(&seg, &bytes).unwrap();
+
+    let repair = Command::new(env!("CARGO_BIN_EXE_walfix"))
+        .arg("repair")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let preflight = Command::new(env!("CARGO_BIN_EXE_walfix"))
+        .args(["preflight", "--live-wait", "0", "--uid", "0"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let _ = prom.kill();
+    let _ = prom.wait();
+    let say = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    assert_eq!(repair.status.code(), Some(3), "repair: {}", say(&repair));
+    assert!(
+        say(&repair).contains("without a lock file"),
+        "repair: {}",
+        say(&repair)
+    );
+    assert_eq!(
+        preflight.status.code(),
+        Some(2),
+        "preflight: {}",
+        say(&preflight)
+    );
+    assert_eq!(
+        fs::read(&seg).unwrap(),
+        bytes,
+        "the damaged segment was changed"
+    );
+    assert!(!data.join("walfix-backup").exists());
+}
+
+/// Issue 11: a torn tail is what an OOM kill leaves; preflight repairs it and the real
+/// Prometheus that wrote the WAL then starts without logging a repair.
+#[test]
+#[ignore = "end-to-end: needs real Prometheus (scripts/test.sh)"]
+fn preflight_repairs_a_torn_tail_and_prometheus_logs_no_repair() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for (name, version) in [
+        ("small-clean--trunc-tail", "2.42"),
+        ("v3-snappy-small--trunc-tail-unaligned", "3.5"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        copy_corpus(name, &data);
+        let out = Command::new(env!("CARGO_BIN_EXE_walfix"))
+            .args(["preflight", "--live-wait", "0", "--uid", "0"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let r = replay(version, &data, tmp.path(), "after-preflight");
+        if let Err(e) = r.clean_start() {
+            panic!("{name} on {version} after preflight: {e}");
+        }
+    }
+}
