@@ -143,7 +143,14 @@ pub fn check_tree(root: &Path, access: &Access) -> io::Result<Report> {
         let need = need_of(&rel, meta.is_dir());
         visit(&mut r, access, &path, need)?;
         if meta.is_dir() {
-            for e in fs::read_dir(&path)? {
+            let entries = match fs::read_dir(&path) {
+                Ok(e) => e,
+                // We cannot look inside; if we run as Prometheus's user, neither can it, and
+                // `visit` has reported the directory already.
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => continue,
+                Err(e) => return Err(e),
+            };
+            for e in entries {
                 let child = rel.join(e?.file_name());
                 if !skipped(&child) {
                     stack.push(child);
