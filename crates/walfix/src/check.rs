@@ -752,12 +752,19 @@ fn problem_finding(s: &Scanned<'_>, p: &Problem, first_in_segment: bool) -> Find
 }
 
 /// Sorts findings into replay order: log, segment, offset; directory findings first.
+/// Ranks come from one map built up front: a linear search per comparison made this
+/// quadratic in findings x segments.
 fn order(findings: &mut [Finding], replay: &[Scanned<'_>]) {
-    let rank = |f: &Finding| -> usize {
-        replay
-            .iter()
-            .position(|s| s.seg.path == f.file)
-            .map_or(0, |i| i + 1)
-    };
-    findings.sort_by_key(|f| (rank(f), f.offset.unwrap_or(0)));
+    let mut ranks: std::collections::HashMap<&Path, usize> =
+        std::collections::HashMap::with_capacity(replay.len());
+    for (i, s) in replay.iter().enumerate() {
+        // The first segment with this path wins, as `position` did.
+        ranks.entry(s.seg.path.as_path()).or_insert(i + 1);
+    }
+    findings.sort_by_cached_key(|f| {
+        (
+            ranks.get(f.file.as_path()).copied().unwrap_or(0),
+            f.offset.unwrap_or(0),
+        )
+    });
 }

@@ -479,11 +479,11 @@ fn loss_from(data: &[u8], from: usize) -> Loss {
     loss
 }
 
-fn error_findings<'a>(report: &'a Report, path: &Path) -> impl Iterator<Item = &'a Finding> {
-    let path = path.to_path_buf();
-    report.findings.iter().filter(move |f| {
-        f.file == path && f.segment.is_some() && f.offset.is_some() && f.lost_from.is_some()
-    })
+fn error_findings(report: &Report) -> impl Iterator<Item = &Finding> {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.segment.is_some() && f.offset.is_some() && f.lost_from.is_some())
 }
 
 fn is_tail_kind(kind: &str) -> bool {
@@ -622,10 +622,16 @@ fn own_temps(log: &Log, p: &mut Plan) {
 
 /// Damage inside segments.
 fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io::Result<()> {
+    // Findings by file, built once: looking them up per segment was quadratic.
+    let mut by_file: std::collections::HashMap<&Path, Vec<&Finding>> =
+        std::collections::HashMap::new();
+    for f in error_findings(view) {
+        if f.severity >= Severity::Repairable {
+            by_file.entry(f.file.as_path()).or_default().push(f);
+        }
+    }
     let errors_of = |seg: &crate::layout::SegmentFile| -> Vec<&'_ Finding> {
-        error_findings(view, &seg.path)
-            .filter(|f| f.severity >= Severity::Repairable)
-            .collect()
+        by_file.get(seg.path.as_path()).cloned().unwrap_or_default()
     };
     // First, what each segment holds after the repair, to know which one will be the newest
     // non-empty segment (the one `--pad` pads and the only one left unpadded): a salvage that
