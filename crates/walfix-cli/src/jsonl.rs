@@ -29,7 +29,9 @@ enum Line<'a> {
 }
 
 fn line(out: &mut impl Write, l: &Line<'_>) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, l).map_err(io::Error::other)?;
+    // `io::Error::from` hands back the writer's own error (a broken pipe stays a broken pipe,
+    // which the caller treats as a reader that has seen enough); `io::Error::other` hid it.
+    serde_json::to_writer(&mut *out, l).map_err(io::Error::from)?;
     out.write_all(b"\n")
 }
 

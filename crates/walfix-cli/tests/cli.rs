@@ -103,6 +103,71 @@ fn broken_pipe_exits_quietly_with_the_verdict() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// A data dir whose WAL has 40 segments of 200 one-byte samples records (`02`, no entries),
+/// every other one with its payload byte flipped: 4,000 checksum mismatches, megabytes of JSON.
+/// Each record is one 8-byte `full` fragment (7-byte header, 1 payload byte under its CRC).
+fn many_findings_wal() -> (tempfile::TempDir, PathBuf) {
+    use walfix_format::encode::SegmentEncoder;
+    use walfix_format::fragment::Compression;
+    let tmp = tempfile::tempdir().unwrap();
+    let wal = tmp.path().join("data/wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    let mut enc = SegmentEncoder::new();
+    for _ in 0..200 {
+        enc.append(&[2], Compression::None);
+    }
+    let mut bytes = enc.into_bytes();
+    assert_eq!(bytes.len(), 8 * 200);
+    for i in (1..200).step_by(2) {
+        bytes[8 * i + 7] ^= 0xff;
+    }
+    for s in 0..40 {
+        std::fs::write(wal.join(format!("{s:08}")), &bytes).unwrap();
+    }
+    let data = tmp.path().join("data");
+    (tmp, data)
+}
+
+/// `walfix check --json DIR | head -1` through a real pipe: head exits after one line, while
+/// walfix still has far more than a pipe buffer (64 KiB on Linux) to write.
+#[test]
+fn json_into_a_pipe_closed_early_exits_quietly_with_the_verdict() {
+    let (_tmp, data) = many_findings_wal();
+    let full = walfix()
+        .args(["check", "--json"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(full.stdout.len() > 1 << 20, "{} bytes", full.stdout.len());
+    assert_eq!(
+        full.status.code(),
+        Some(1),
+        "checksum mismatches are repairable"
+    );
+
+    let mut child = walfix()
+        .args(["check", "--json"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let head = Command::new("head")
+        .arg("-1")
+        .stdin(Stdio::from(child.stdout.take().unwrap()))
+        .output()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let first: Value = serde_json::from_slice(&head.stdout).unwrap();
+    assert_eq!(first["type"], "begin");
+    assert!(
+        out.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
 #[test]
 fn human_report_names_file_offset_and_prometheus_line() {
     let out = walfix()
