@@ -526,7 +526,8 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
                 && p.before
                     .findings
                     .iter()
-                    .any(|f| f.log == "checkpoint" && f.severity >= Severity::Repairable)
+                    // By place, not by log kind: an agent's checkpoint is an `agent` log.
+                    .any(|f| f.file.starts_with(&ck.log.path) && f.severity >= Severity::Repairable)
             {
                 p.actions.push(Action::MoveToBackup {
                     path: ck.log.path.clone(),

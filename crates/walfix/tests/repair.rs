@@ -214,6 +214,70 @@ fn checkpoint_damage_never_touches_live_segments() {
     }
 }
 
+/// `--drop-checkpoint` on an agent WAL (real Prometheus 3.5 agent, corpus v3-agent) whose
+/// checkpoint has one payload byte flipped: the checkpoint goes to the backup, as it does for a
+/// server WAL (with-checkpoint--ckpt-flip, damaged by the corpus generator).
+#[test]
+fn drop_checkpoint_drops_a_damaged_checkpoint_of_an_agent_wal_too() {
+    let (_t, agent) = copy("v3-agent");
+    let ck = agent.join("wal/checkpoint.00000001");
+    let seg = ck.join("00000000");
+    let mut bytes = fs::read(&seg).unwrap();
+    // The first fragment starts at 0: 7-byte header (type, be16 length, be32 CRC), payload.
+    let len = u16::from_be_bytes([bytes[1], bytes[2]]) as usize;
+    assert!(len > 2 && bytes[0] & 7 != 0, "a fragment at 0");
+    bytes[7 + len / 2] ^= 0xff;
+    fs::write(&seg, bytes).unwrap();
+    let (_t2, server) = copy("with-checkpoint--ckpt-flip");
+
+    for (data, flavor) in [
+        (&agent, walfix::WalFlavor::Agent),
+        (&server, walfix::WalFlavor::Server),
+    ] {
+        let o = RepairOptions {
+            mode: Mode::Salvage,
+            flavor,
+            drop_checkpoint: true,
+            ..Default::default()
+        };
+        let ck = fs::read_dir(data.join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("checkpoint.")
+            })
+            .unwrap();
+        let r = check(
+            data,
+            &CheckOptions {
+                flavor,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.file.starts_with(&ck) && f.severity >= Severity::Repairable),
+            "{flavor:?}: the damage is found in the checkpoint"
+        );
+        let p = plan(data, &o).unwrap();
+        assert!(
+            p.actions.iter().any(|a| matches!(
+                a,
+                walfix::repair::Action::MoveToBackup { path, .. } if *path == ck
+            )),
+            "{flavor:?}: checkpoint not dropped: {:#?}",
+            p.actions
+        );
+        execute(&p, &o, &RealFs).unwrap();
+        assert!(!ck.exists(), "{flavor:?}: {} still there", ck.display());
+    }
+}
+
 #[test]
 fn wbl_damage_is_repaired_in_wbl_only() {
     let (_t, data) = copy("v3-wbl--wbl-flip-mid");
