@@ -183,8 +183,9 @@ impl ProblemKind {
 pub struct PrometheusError {
     /// The offset in its `corruption in segment ... at OFFSET` message (the end of what it read).
     pub offset: usize,
-    /// Its error text, e.g. `unexpected checksum 16bdd74c, expected a06dae88`. For decompression
-    /// and decode errors the text is ours; Prometheus's wording comes from its Go libraries.
+    /// Its error text, e.g. `unexpected checksum 16bdd74c, expected a06dae88`. A snappy payload
+    /// that does not decompress gives golang/snappy's `snappy: corrupt input`; for zstd the text
+    /// is ours. Decode errors are worded by [`crate::record::prometheus_decode_error`].
     pub message: String,
 }
 
@@ -859,7 +860,17 @@ impl<'a> RecordReader<'a> {
                 data: self.out.get(..n).unwrap_or_default(),
             })),
             Err(e) => {
-                let message = e.to_string();
+                let message = match &e {
+                    // Prometheus decodes with github.com/golang/snappy, whose Decode fails with
+                    // ErrCorrupt on 64-bit for every bad block: a bad length varint, a claim
+                    // above 4 GiB, bad tags, short input (a claim it cannot fill included).
+                    DecompressError::Snappy(_)
+                    | DecompressError::TooLarge {
+                        codec: "snappy", ..
+                    } => "snappy: corrupt input".to_string(),
+                    // zstd (klauspost/compress) texts are not matched yet: ours.
+                    _ => e.to_string(),
+                };
                 Some(RecordEvent::Problem(Problem {
                     kind: ProblemKind::Decompression(e),
                     offset,

@@ -413,7 +413,9 @@ fn scan_records(
                     record_index: rec.index,
                     prometheus: Some(PrometheusError {
                         offset: rec.end,
-                        message: format!("decode {}: {e}", type_name(Some(tb))),
+                        // Prometheus's own words (its decoder's error under replay's prefix).
+                        message: record::prometheus_decode_error(rec.data, &e, kind)
+                            .unwrap_or_else(|| e.to_string()),
                     }),
                 };
                 add_problem(scan, p, col.stats);

@@ -21,6 +21,7 @@ mod histogram;
 mod owned;
 mod pairs;
 mod primitives;
+mod prometheus;
 mod types;
 mod visit;
 
@@ -31,6 +32,7 @@ pub use error::{DecodeError, DecodeErrorKind};
 pub use histogram::{FloatHistogram, HistogramBody, IntHistogram, Span, CUSTOM_BUCKETS_SCHEMA};
 pub use owned::{OwnedExemplar, OwnedHistogramSample, OwnedMetadata, OwnedSeries, Record};
 pub use pairs::{Labels, MetadataFields, PairIter};
+pub use prometheus::prometheus_decode_error;
 pub use types::{Acceptance, LogKind, RecordType};
 pub use visit::{
     validate, visit, Exemplar, HistogramSample, Metadata, MmapMarker, Sample, Series, Tombstone,
