@@ -41,7 +41,6 @@ scrape_configs:
 EOC
   chmod 0755 "$CONFIG"; chmod 0644 "$CONFIG/prometheus.yml"
   # defaults for write_pod
-  HOSTPID=false
   INIT_UID=65534
   INIT_GID=65534
   MEMLIMIT=0
@@ -99,7 +98,7 @@ write_pod() {
   local init_args=$1
   local main_image=${MAIN_IMAGE:-$PROM_IMAGE:$PROM_VERSION}
   local main_args=${MAIN_ARGS:-$(prom_args)}
-  sed -e "s|@NAME@|$NAME|g" -e "s|@HOSTPID@|$HOSTPID|g" -e "s|@WALFIX_IMAGE@|$WALFIX_IMAGE|g" \
+  sed -e "s|@NAME@|$NAME|g" -e "s|@WALFIX_IMAGE@|$WALFIX_IMAGE|g" \
       -e "s|@INIT_ARGS@|$init_args|g" -e "s|@INIT_UID@|$INIT_UID|g" -e "s|@INIT_GID@|$INIT_GID|g" \
       -e "s|@MEMLIMIT@|$MEMLIMIT|g" -e "s|@MAIN_NAME@|$MAIN_NAME|g" -e "s|@MAIN_IMAGE@|$main_image|g" \
       -e "s|@MAIN_ARGS@|$main_args|g" -e "s|@DATA@|$DATA|g" -e "s|@CONFIG@|$CONFIG|g" \

@@ -13,8 +13,7 @@ chown -R 65534:65534 "$DATA"
 avail=$(df --output=avail -B1 "$vol" | tail -1)
 head -c $((avail - 16384)) /dev/zero >"$vol/filler" 2>/dev/null
 sync
-free=$(df --output=avail -B1 "$vol" | tail -1)
-say "tmpfs: $(df -h --output=size,used,avail "$vol" | tail -1), free $free bytes"
+say "tmpfs: $(df -B1 --output=size,used,avail "$vol" | tail -1 | awk '{print $1 " bytes, " $2 " used, " $3 " free"}')"
 before=$(sums "$DATA")
 write_pod '["preflight", "/prometheus", "--json"]'
 play
