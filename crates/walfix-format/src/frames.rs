@@ -64,6 +64,10 @@ pub enum ProblemKind {
     Decode(String),
     /// A record type Prometheus rejects in this kind of log (filled in by callers).
     RejectedRecordType(u8),
+    /// Warning: a record of a type this kind of log's replay skips without decoding it (mmap
+    /// markers in a WAL, series in a WBL, ...) does not decode (filled in by callers that decode
+    /// records). Prometheus never looks inside it and replays on.
+    UndecodableIgnoredRecord(String),
     /// Warning: a fragment runs across a page boundary (Prometheus's reader accepts it).
     FragmentCrossesPage,
     /// Warning: a `first`/`middle` not ending at a page boundary, or a `middle`/`last` not
@@ -99,6 +103,7 @@ impl ProblemKind {
                 | ProblemKind::ZeroPagesBeforeData { .. }
                 | ProblemKind::StrayFlagBits { .. }
                 | ProblemKind::MixedCompression
+                | ProblemKind::UndecodableIgnoredRecord(_)
         )
     }
 
@@ -116,6 +121,7 @@ impl ProblemKind {
             ProblemKind::Decompression(_) => "decompression-failed",
             ProblemKind::Decode(_) => "record-decode-failed",
             ProblemKind::RejectedRecordType(_) => "rejected-record-type",
+            ProblemKind::UndecodableIgnoredRecord(_) => "undecodable-ignored-record",
             ProblemKind::FragmentCrossesPage => "fragment-crosses-page",
             ProblemKind::MisalignedFragment { .. } => "misaligned-fragment",
             ProblemKind::PaddingInsideRecord => "padding-inside-record",
@@ -156,6 +162,9 @@ impl ProblemKind {
             ProblemKind::Decode(e) => format!("record does not decode: {e}"),
             ProblemKind::RejectedRecordType(t) => {
                 format!("record type {t} is not accepted in this kind of log")
+            }
+            ProblemKind::UndecodableIgnoredRecord(e) => {
+                format!("record of a type this log's replay skips does not decode: {e}")
             }
             ProblemKind::FragmentCrossesPage => "fragment crosses a page boundary".to_string(),
             ProblemKind::MisalignedFragment { kind } => format!(

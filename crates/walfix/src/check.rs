@@ -718,7 +718,10 @@ fn problem_finding(s: &Scanned<'_>, p: &Problem, first_in_segment: bool) -> Find
             message.push_str("; this is not the newest segment: it was cut short after later segments were written");
         }
     }
-    let prometheus = if !error {
+    let prometheus = if let ProblemKind::UndecodableIgnoredRecord(_) = p.kind {
+        "Prometheus's replay skips records of this type here without decoding them: it replays on"
+            .to_string()
+    } else if !error {
         "Prometheus's reader accepts this".to_string()
     } else if s.role == Role::Covered {
         "Prometheus skips this segment (it is covered by the checkpoint)".to_string()

@@ -370,7 +370,8 @@ fn scan_records(
             };
             counts.by_byte[tb as usize] += 1;
             let rt = RecordType::from_u8(tb);
-            match kind.accepts(rt) {
+            let acceptance = kind.accepts(rt);
+            match acceptance {
                 Acceptance::Expected => {}
                 Acceptance::IgnoredByPrometheus => {
                     match ignored.iter_mut().find(|(b, _)| *b == tb) {
@@ -405,6 +406,19 @@ fn scan_records(
                 }
             }
             if let Err(e) = record::visit(rec.data, &mut col) {
+                if acceptance == Acceptance::IgnoredByPrometheus {
+                    // Replay skips this type without decoding it: damage, but no stop.
+                    let p = Problem {
+                        kind: ProblemKind::UndecodableIgnoredRecord(e.to_string()),
+                        offset: rec.offset,
+                        lost_from: rec.offset,
+                        end: rec.end,
+                        record_index: rec.index,
+                        prometheus: None,
+                    };
+                    add_problem(scan, p, col.stats);
+                    continue;
+                }
                 let p = Problem {
                     kind: ProblemKind::Decode(e.to_string()),
                     offset: rec.offset,

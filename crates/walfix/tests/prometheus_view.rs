@@ -131,3 +131,92 @@ fn snappy_that_does_not_decompress_is_golang_snappy_corrupt_input() {
     assert_eq!(pe.message, "snappy: corrupt input");
     assert_eq!(pe.offset as usize, bytes.len());
 }
+
+/// An mmap markers record (type 5) cut short, then a whole samples record.
+fn broken_mmap_markers() -> Vec<u8> {
+    let mut b = vec![5];
+    be64(&mut b, 1);
+    b.extend([0; 3]);
+    b
+}
+
+/// A whole samples record: one sample of ref 1.
+fn one_sample() -> Vec<u8> {
+    let mut b = vec![2];
+    be64(&mut b, 1);
+    be64(&mut b, 1_700_000_000_000);
+    varint(&mut b, 0);
+    varint(&mut b, 0);
+    be64(&mut b, 1f64.to_bits());
+    b
+}
+
+fn tombstones_cut_short() -> Vec<u8> {
+    let mut b = vec![3];
+    be64(&mut b, 1);
+    b
+}
+
+/// Damaged records of types replay skips without decoding them: mmap markers in a server WAL
+/// (head_wal.go loadWAL has no case for them: `default: // Noop.`), tombstones in an agent WAL
+/// (agent/db.go loadWAL: `case record.Tombstones, record.Exemplars: continue`), series in a WBL
+/// (loadWBL: `default: // Noop.`). Prometheus never sees their damage: no stop, replay goes on
+/// to the records after them, nothing is lost.
+#[test]
+fn damage_in_a_record_replay_skips_is_not_where_prometheus_stops() {
+    let cases: [(&str, walfix::WalFlavor, Vec<u8>); 3] = [
+        ("wal", walfix::WalFlavor::Server, broken_mmap_markers()),
+        ("wal", walfix::WalFlavor::Agent, tombstones_cut_short()),
+        ("wbl", walfix::WalFlavor::Server, {
+            let mut s = series(&[1]);
+            s.truncate(s.len() - 1);
+            s
+        }),
+    ];
+    for (log, flavor, bad) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let records = vec![series(&[1]), bad, one_sample()];
+        if log == "wbl" {
+            // The WBL's series come from the WAL beside it.
+            write_wal(tmp.path(), &[series(&[1])]);
+            let wbl = tmp.path().join("wbl");
+            fs::create_dir_all(&wbl).unwrap();
+            let mut enc = SegmentEncoder::new();
+            for r in &records[1..] {
+                enc.append(r, Compression::None);
+            }
+            fs::write(wbl.join("00000000"), enc.into_bytes()).unwrap();
+        } else {
+            write_wal(tmp.path(), &records);
+        }
+        let r = check(
+            tmp.path(),
+            &CheckOptions {
+                flavor,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let what = format!("{log} {flavor:?}");
+        assert!(stops(&r).is_empty(), "{what}: {:#?}", r.findings);
+        assert!(
+            r.prometheus_outcome
+                .starts_with("Prometheus replays everything without error"),
+            "{what}: {}",
+            r.prometheus_outcome
+        );
+        assert!(
+            r.exit_code == 0,
+            "{what}: exit {}: {:#?}",
+            r.exit_code,
+            r.findings
+        );
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.kind == "undecodable-ignored-record")
+            .unwrap_or_else(|| panic!("{what}: the damage is still reported: {:#?}", r.findings));
+        assert_eq!(f.severity, walfix::Severity::Warning, "{what}");
+        assert_eq!(f.lost_from, None, "{what}");
+    }
+}
