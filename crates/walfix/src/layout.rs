@@ -161,6 +161,11 @@ pub fn discover(path: &Path, flavor: WalFlavor) -> io::Result<Layout> {
             logs.push(read_log_dir(&wbl, LogKind::Wbl)?);
         }
     } else if name == "wbl" {
+        // The WBL's samples belong to series the WAL defines, and Prometheus replays the WAL
+        // first: without the wal/ beside it every WBL sample would look like a drop.
+        if let Some(wal) = path.parent().map(|p| p.join("wal")).filter(|p| p.is_dir()) {
+            logs.push(read_wal_dir(&wal, wal_kind)?);
+        }
         logs.push(read_log_dir(path, LogKind::Wbl)?);
     } else if checkpoint_index(&name).is_some() {
         logs.push(read_log_dir(path, LogKind::Checkpoint)?);

@@ -256,3 +256,29 @@ fn torn_tail_and_truncated_multipage_record_are_told_apart() {
     // DAMAGE.txt: cut at 327680 right after the FIRST fragment at 326957.
     assert_eq!((f.segment, f.lost_from), (Some(3), Some(326957)));
 }
+
+/// `check wbl/` alone on v3-wbl: Prometheus 3.5 replayed it with the WAL beside it, logged no
+/// `Unknown series references` and counted `prometheus_tsdb_head_series_not_found_total = 0`
+/// (corpora/v3-wbl/EXPECTED.txt), so no WBL entry is a drop. The WAL beside the WBL defines its
+/// series and must be read first, as when the data dir or `wal/` is given.
+#[test]
+fn wbl_given_alone_reads_the_wal_beside_it_and_finds_no_drops() {
+    let f = &facts()["v3-wbl"];
+    assert_eq!(f["after_replay"]["head_series"], 340);
+    let path = testdata().join("corpora/v3-wbl/wbl");
+    let r = check(&path, &CheckOptions::default()).unwrap();
+    let unknown: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.kind == "unknown-series-refs")
+        .collect();
+    assert!(unknown.is_empty(), "false drops: {unknown:#?}");
+    assert_eq!(
+        r.prometheus_outcome,
+        "Prometheus replays everything without error"
+    );
+    assert_eq!(r.distinct_series, 340, "the WAL's series");
+    // Same view as for the data dir.
+    let whole = check(&testdata().join("corpora/v3-wbl"), &CheckOptions::default()).unwrap();
+    assert_eq!(r.totals, whole.totals);
+}
