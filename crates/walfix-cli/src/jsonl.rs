@@ -19,6 +19,15 @@ enum Line<'a> {
     },
     Log(&'a walfix::report::LogSummary),
     Finding(&'a walfix::Finding),
+    /// The only line of a check that could not run (bad path, not a WAL, unreadable dir).
+    Error {
+        schema: &'static str,
+        walfix_version: &'static str,
+        #[serde(serialize_with = "walfix::report::lossless_path")]
+        path: &'a std::path::Path,
+        message: &'a str,
+        exit_code: i32,
+    },
     Summary {
         totals: &'a walfix::Stats,
         distinct_series: u64,
@@ -60,6 +69,25 @@ pub fn write(out: &mut impl Write, r: &Report) -> io::Result<()> {
             prometheus_outcome: &r.prometheus_outcome,
             worst: r.worst,
             exit_code: r.exit_code,
+        },
+    )
+}
+
+/// Writes the one `error` line of a check that could not run at all.
+pub fn write_error(
+    out: &mut impl Write,
+    path: &std::path::Path,
+    message: &str,
+    exit_code: i32,
+) -> io::Result<()> {
+    line(
+        out,
+        &Line::Error {
+            schema: SCHEMA,
+            walfix_version: env!("CARGO_PKG_VERSION"),
+            path,
+            message,
+            exit_code,
         },
     )
 }

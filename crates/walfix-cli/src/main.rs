@@ -138,6 +138,17 @@ fn run_check(args: CheckArgs) -> ExitCode {
                 show_path(&args.path),
                 walfix_format::text::escape_controls(&e.to_string())
             );
+            if args.json {
+                // A consumer reading stdout learns why there is no report (docs/json-output.md).
+                let mut out = io::stdout().lock();
+                let _ = jsonl::write_error(
+                    &mut out,
+                    &args.path,
+                    &e.to_string(),
+                    EXIT_OPERATIONAL.into(),
+                )
+                .and_then(|_| out.flush());
+            }
             return ExitCode::from(EXIT_OPERATIONAL);
         }
     };

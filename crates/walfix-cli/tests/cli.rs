@@ -168,6 +168,50 @@ fn json_into_a_pipe_closed_early_exits_quietly_with_the_verdict() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// Paths `check` cannot run on: missing, an empty directory (no log in it), a file whose name is
+/// not a segment number (Prometheus's segment names are decimal, `%08d`).
+fn unusable_paths() -> (tempfile::TempDir, Vec<PathBuf>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let file = tmp.path().join("notes.txt");
+    std::fs::write(&file, b"not a WAL").unwrap();
+    let missing = tmp.path().join("missing");
+    (tmp, vec![missing, empty, file])
+}
+
+#[test]
+fn json_errors_are_one_json_object_on_stdout() {
+    let (_tmp, paths) = unusable_paths();
+    for p in paths {
+        let out = walfix().args(["check", "--json"]).arg(&p).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", p.display());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{}: {text:?}", p.display());
+        let v: Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["type"], "error", "{v}");
+        assert_eq!(v["schema"], "walfix-check/1", "{v}");
+        assert_eq!(v["path"], p.to_str().unwrap(), "{v}");
+        assert_eq!(v["exit_code"], 3, "{v}");
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    }
+}
+
+#[test]
+fn error_messages_name_the_path_once() {
+    let (_tmp, paths) = unusable_paths();
+    for p in paths {
+        let out = walfix().arg("check").arg(&p).output().unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert!(out.stdout.is_empty());
+        let err = String::from_utf8(out.stderr).unwrap();
+        let shown = p.to_str().unwrap();
+        assert_eq!(err.matches(shown).count(), 1, "{err}");
+        assert!(err.starts_with(&format!("walfix: {shown}: ")), "{err}");
+    }
+}
+
 #[test]
 fn human_report_names_file_offset_and_prometheus_line() {
     let out = walfix()

@@ -103,7 +103,7 @@ fn checkpoint_index(name: &str) -> Option<u64> {
 }
 
 /// Reads `path` and finds the logs under it. Errors only for I/O failures and for a path that
-/// holds no log at all.
+/// holds no log at all. Like I/O errors, the error texts do not name `path`: callers do.
 pub fn discover(path: &Path, flavor: WalFlavor) -> io::Result<Layout> {
     let meta = fs::metadata(path)?;
     let root = path.to_path_buf();
@@ -120,10 +120,8 @@ pub fn discover(path: &Path, flavor: WalFlavor) -> io::Result<Layout> {
         let Some(index) = parse_index(&name) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!(
-                    "{}: not a segment file (segment names are decimal numbers like 00000012)",
-                    path.display()
-                ),
+                // No path in the text: callers print it before the error, as for I/O errors.
+                "not a segment file (segment names are decimal numbers like 00000012)",
             ));
         };
         let parent = path.parent().and_then(|p| p.file_name());
@@ -179,10 +177,7 @@ pub fn discover(path: &Path, flavor: WalFlavor) -> io::Result<Layout> {
         {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
-                format!(
-                    "{}: no WAL here (expected a data dir with wal/, a wal/ or wbl/ dir, a checkpoint.N dir or a segment file)",
-                    path.display()
-                ),
+                "no WAL here (expected a data dir with wal/, a wal/ or wbl/ dir, a checkpoint.N dir or a segment file)",
             ));
         }
         logs.push(log);
