@@ -1,0 +1,344 @@
+//! Our own block reader, used to verify every block before it is renamed into place and by the
+//! tests. It checks what Prometheus checks when it opens a block (index magic, version, TOC CRC,
+//! symbol table CRC, postings offset table CRC; chunk file magic and version) and what it checks
+//! later, at query or compaction time (series and postings CRCs, chunk CRCs, XOR decoding), plus
+//! the ordering rules its writer enforces (symbols strictly increasing, label sets strictly
+//! increasing, chunk refs non-decreasing, chunks not overlapping, postings sorted and consistent
+//! with the series). Memory: the whole postings of the block and one series' samples at a time
+//! (test-helper quality; fine for verification, not for huge blocks).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use walfix::mmap::SegmentData;
+use walfix_format::crc::crc32c;
+
+use crate::bits::{uvarint, Cursor};
+use crate::block::{is_ulid, Meta, CHUNKS_HEADER, INDEX_MAGIC, SERIES_ALIGN, TOC_LEN};
+use crate::labels::{hash_labels, sample_digest};
+use crate::xor::{self, ENC_XOR};
+
+/// Label pairs as read back.
+pub type OwnedLabels = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What a block holds, from reading all of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockSummary {
+    /// meta.json.
+    pub meta: Option<Meta>,
+    /// Series in the index.
+    pub series: u64,
+    /// Chunks referenced.
+    pub chunks: u64,
+    /// Samples decoded.
+    pub samples: u64,
+    /// Sum of [`sample_digest`] over all samples.
+    pub digest: u64,
+    /// Symbols in the index.
+    pub symbols: u64,
+    /// Postings lists (the all-postings one included).
+    pub postings: u64,
+}
+
+fn err<T>(what: impl Into<String>) -> Result<T, String> {
+    Err(what.into())
+}
+
+fn section<'a>(b: &'a [u8], off: usize, what: &str) -> Result<&'a [u8], String> {
+    // `len u32 | body | crc32c(body)`.
+    let len = b
+        .get(off..off + 4)
+        .map(|x| u32::from_be_bytes(x.try_into().unwrap()) as usize)
+        .ok_or_else(|| format!("{what}: length past the end"))?;
+    let body = b
+        .get(off + 4..off + 4 + len)
+        .ok_or_else(|| format!("{what}: body past the end"))?;
+    let crc = b
+        .get(off + 4 + len..off + 8 + len)
+        .ok_or_else(|| format!("{what}: CRC past the end"))?;
+    if crc32c(body).to_be_bytes() != crc {
+        return err(format!("{what}: CRC mismatch"));
+    }
+    Ok(body)
+}
+
+/// Reads and checks the block in `dir`; calls `each` once per series in index order with its
+/// labels and its samples `(t, value bits)`.
+pub fn read_block(
+    dir: &Path,
+    mut each: impl FnMut(&OwnedLabels, &[(i64, u64)]),
+) -> Result<BlockSummary, String> {
+    let mut out = BlockSummary::default();
+    let meta_text = std::fs::read(dir.join("meta.json")).map_err(|e| format!("meta.json: {e}"))?;
+    let meta: Meta = serde_json::from_slice(&meta_text).map_err(|e| format!("meta.json: {e}"))?;
+    if meta.version != 1 {
+        return err("meta.json: version is not 1");
+    }
+    if !is_ulid(&meta.ulid) {
+        return err("meta.json: ulid is not a ULID");
+    }
+    if meta.min_time >= meta.max_time {
+        return err("meta.json: minTime >= maxTime");
+    }
+    let ts = std::fs::read(dir.join("tombstones")).map_err(|e| format!("tombstones: {e}"))?;
+    if ts.len() < 9 || ts[..5] != [0x01, 0x30, 0xBA, 0x30, 0x01] {
+        return err("tombstones: bad header");
+    }
+    if crc32c(&ts[5..ts.len() - 4]).to_be_bytes() != ts[ts.len() - 4..] {
+        return err("tombstones: CRC mismatch");
+    }
+
+    // Chunk files: numeric names, sorted; ref file index = position in that order.
+    let mut files: Vec<(u64, std::path::PathBuf)> = Vec::new();
+    for e in std::fs::read_dir(dir.join("chunks")).map_err(|e| format!("chunks/: {e}"))? {
+        let e = e.map_err(|e| format!("chunks/: {e}"))?;
+        if let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) {
+            files.push((n, e.path()));
+        }
+    }
+    files.sort();
+    let mut segs = Vec::new();
+    for (i, (n, p)) in files.iter().enumerate() {
+        if *n != i as u64 + 1 {
+            return err(format!("chunks/: files not numbered 1..: {n}"));
+        }
+        let d = SegmentData::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        if d.len() < 8 || d[..8] != CHUNKS_HEADER {
+            return err(format!("{}: bad chunk file header", p.display()));
+        }
+        segs.push(d);
+    }
+
+    let data = SegmentData::open(&dir.join("index")).map_err(|e| format!("index: {e}"))?;
+    let b: &[u8] = &data;
+    if b.len() < 5 + TOC_LEN || b[..4] != INDEX_MAGIC.to_be_bytes() || b[4] != 2 {
+        return err("index: bad magic or version");
+    }
+    let toc = &b[b.len() - TOC_LEN..];
+    if crc32c(&toc[..48]).to_be_bytes() != toc[48..] {
+        return err("index: TOC CRC mismatch");
+    }
+    let t = |i: usize| u64::from_be_bytes(toc[i * 8..i * 8 + 8].try_into().unwrap()) as usize;
+    let (symbols_off, series_off, postings_table_off) = (t(0), t(1), t(5));
+
+    // Symbols.
+    let body = section(b, symbols_off, "symbols")?;
+    let mut c = Cursor::new(body);
+    let n = c.be32().ok_or("symbols: count")? as usize;
+    let mut symbols: Vec<&[u8]> = Vec::with_capacity(n.min(body.len()));
+    for _ in 0..n {
+        let s = c.uvarint_bytes().ok_or("symbols: truncated")?;
+        if symbols.last().is_some_and(|l| *l >= s) {
+            return err("symbols: not strictly increasing");
+        }
+        symbols.push(s);
+    }
+    if c.rest() != 0 {
+        return err("symbols: trailing bytes");
+    }
+    out.symbols = n as u64;
+    if series_off != symbols_off + 4 + body.len() + 4 {
+        return err("TOC: series offset is not the end of the symbol table");
+    }
+
+    // Postings offset table.
+    let body = section(b, postings_table_off, "postings offset table")?;
+    let mut c = Cursor::new(body);
+    let n = c.be32().ok_or("postings table: count")?;
+    let mut table: Vec<(&[u8], &[u8], usize)> = Vec::new();
+    for _ in 0..n {
+        if c.uvarint() != Some(2) {
+            return err("postings table: key count is not 2");
+        }
+        let name = c.uvarint_bytes().ok_or("postings table: truncated")?;
+        let value = c.uvarint_bytes().ok_or("postings table: truncated")?;
+        let off = c.uvarint().ok_or("postings table: truncated")? as usize;
+        if let Some(l) = table.last() {
+            if (l.0, l.1) >= (name, value) {
+                return err("postings table: keys not sorted");
+            }
+        }
+        table.push((name, value, off));
+    }
+    if table.first().map(|x| (x.0, x.1)) != Some((b"".as_slice(), b"".as_slice())) {
+        return err("postings table: no all-postings key first");
+    }
+    let mut lists: BTreeMap<(&[u8], &[u8]), Vec<u32>> = BTreeMap::new();
+    for (name, value, off) in &table {
+        if off % 4 != 0 {
+            return err("postings list not 4-byte aligned");
+        }
+        let body = section(b, *off, "postings list")?;
+        let mut c = Cursor::new(body);
+        let k = c.be32().ok_or("postings: count")? as usize;
+        if body.len() != 4 + 4 * k {
+            return err("postings: length does not match count");
+        }
+        let refs: Vec<u32> = (0..k).map(|_| c.be32().unwrap()).collect();
+        if refs.windows(2).any(|w| w[0] >= w[1]) {
+            return err("postings: refs not strictly increasing");
+        }
+        lists.insert((name, value), refs);
+    }
+    out.postings = lists.len() as u64;
+
+    // Series, from the first 16-byte boundary after the symbols up to the first postings list.
+    let end = table
+        .iter()
+        .map(|x| x.2)
+        .min()
+        .unwrap_or(postings_table_off);
+    let mut pos = series_off;
+    let mut seen: HashMap<(&[u8], &[u8]), Vec<u32>> = HashMap::new();
+    let mut all = Vec::new();
+    let mut prev_labels: Option<Vec<(&[u8], &[u8])>> = None;
+    let mut last_ref = 0u64;
+    let mut samples: Vec<(i64, u64)> = Vec::new();
+    loop {
+        // Zero padding (a series entry starts with its non-zero length).
+        while pos < end && b[pos] == 0 {
+            pos += 1;
+        }
+        if pos >= end {
+            break;
+        }
+        if pos % SERIES_ALIGN as usize != 0 {
+            return err(format!("series at {pos} not 16-byte aligned"));
+        }
+        let sref = (pos / SERIES_ALIGN as usize) as u32;
+        let (len, n) = uvarint(&b[pos..end]).ok_or("series: length")?;
+        let body = b
+            .get(pos + n..pos + n + len as usize)
+            .ok_or("series: past the end")?;
+        let crc = b
+            .get(pos + n + len as usize..pos + n + len as usize + 4)
+            .ok_or("series: CRC past the end")?;
+        if crc32c(body).to_be_bytes() != crc {
+            return err(format!("series {sref}: CRC mismatch"));
+        }
+        pos += n + len as usize + 4;
+        let mut c = Cursor::new(body);
+        let nl = c.uvarint().ok_or("series: labels")? as usize;
+        let mut labels: Vec<(&[u8], &[u8])> = Vec::with_capacity(nl.min(64));
+        for _ in 0..nl {
+            let nm = c.uvarint().ok_or("series: label")? as usize;
+            let vl = c.uvarint().ok_or("series: label")? as usize;
+            let nm = *symbols.get(nm).ok_or("series: name symbol out of range")?;
+            let vl = *symbols.get(vl).ok_or("series: value symbol out of range")?;
+            if labels.last().is_some_and(|l| l.0 >= nm) {
+                return err("series: label names not sorted or not unique");
+            }
+            labels.push((nm, vl));
+            seen.entry((nm, vl)).or_default().push(sref);
+        }
+        if let Some(p) = &prev_labels {
+            if *p >= labels {
+                return err("series: label sets not strictly increasing");
+            }
+        }
+        all.push(sref);
+        let nc = c.uvarint().ok_or("series: chunk count")? as usize;
+        if nc == 0 {
+            return err("series without chunks");
+        }
+        let series_hash = hash_labels(labels.iter().copied());
+        samples.clear();
+        let (mut t0, mut r0) = (0i64, 0i64);
+        for i in 0..nc {
+            let (mint, maxt, cref) = if i == 0 {
+                let mint = c.varint().ok_or("chunk meta")?;
+                let maxt = mint + c.uvarint().ok_or("chunk meta")? as i64;
+                (mint, maxt, c.uvarint().ok_or("chunk meta")? as i64)
+            } else {
+                let mint = t0 + c.uvarint().ok_or("chunk meta")? as i64;
+                let maxt = mint + c.uvarint().ok_or("chunk meta")? as i64;
+                (mint, maxt, r0 + c.varint().ok_or("chunk meta")?)
+            };
+            if i > 0 && mint <= t0 {
+                return err("chunks overlap");
+            }
+            if (cref as u64) < last_ref {
+                return err("chunk refs decrease");
+            }
+            if mint < meta.min_time || maxt >= meta.max_time {
+                return err(format!(
+                    "chunk [{mint}, {maxt}] outside the block [{}, {})",
+                    meta.min_time, meta.max_time
+                ));
+            }
+            last_ref = cref as u64;
+            t0 = maxt;
+            r0 = cref;
+            let (seg, off) = (
+                (cref as u64 >> 32) as usize,
+                (cref as u64 & 0xffff_ffff) as usize,
+            );
+            let f = segs.get(seg).ok_or("chunk ref: no such file")?;
+            let (dl, n) =
+                uvarint(f.get(off..).ok_or("chunk ref past the file")?).ok_or("chunk length")?;
+            let enc_data = f
+                .get(off + n..off + n + 1 + dl as usize)
+                .ok_or("chunk past the file")?;
+            let crc = f
+                .get(off + n + 1 + dl as usize..off + n + 5 + dl as usize)
+                .ok_or("chunk CRC past the file")?;
+            if crc32c(enc_data).to_be_bytes() != crc {
+                return err(format!("chunk {cref:#x}: CRC mismatch"));
+            }
+            if enc_data[0] != ENC_XOR {
+                return err(format!("chunk {cref:#x}: encoding {}", enc_data[0]));
+            }
+            let got = xor::decode(&enc_data[1..])?;
+            if got.first().map(|s| s.0) != Some(mint) || got.last().map(|s| s.0) != Some(maxt) {
+                return err(format!(
+                    "chunk {cref:#x}: samples do not span [{mint}, {maxt}]"
+                ));
+            }
+            if got.windows(2).any(|w| w[0].0 >= w[1].0)
+                || samples.last().is_some_and(|l| l.0 >= got[0].0)
+            {
+                return err("samples not strictly increasing in time");
+            }
+            out.chunks += 1;
+            samples.extend_from_slice(&got);
+        }
+        if c.rest() != 0 {
+            return err("series: trailing bytes");
+        }
+        for &(t, v) in &samples {
+            out.digest = out.digest.wrapping_add(sample_digest(series_hash, t, v));
+        }
+        out.samples += samples.len() as u64;
+        out.series += 1;
+        let owned: OwnedLabels = labels
+            .iter()
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect();
+        each(&owned, &samples);
+        prev_labels = Some(labels);
+    }
+    for d in &segs {
+        d.check_intact(dir).map_err(|e| e.to_string())?;
+    }
+    data.check_intact(dir).map_err(|e| e.to_string())?;
+
+    if lists.get(&(b"".as_slice(), b"".as_slice())) != Some(&all) {
+        return err("all-postings list differs from the series");
+    }
+    if lists.len() != seen.len() + 1 {
+        return err("postings lists differ from the series' label pairs");
+    }
+    for (k, v) in &seen {
+        if lists.get(k) != Some(v) {
+            return err("a postings list differs from the series that carry its pair");
+        }
+    }
+    if meta.stats.num_series != out.series
+        || meta.stats.num_chunks != out.chunks
+        || meta.stats.num_samples != out.samples
+    {
+        return err("meta.json stats differ from the index and chunks");
+    }
+    out.meta = Some(meta);
+    Ok(out)
+}
