@@ -29,6 +29,8 @@
 #   metric_names N            names in /api/v1/label/__name__/values
 #   log_corruption_lines N    lines of Prometheus's log matching corrupt|repair|torn (any case)
 #   log_file PATH             Prometheus's log, kept at OUT_FILE.prometheus.log
+#   query_samples_I N         with REPLAY_QUERIES (one series selector per line): sum(count_over_time(SEL[RANGE]))
+#                             for the I-th selector, over the same RANGE as samples_queryable
 # In agent mode (--agent in EXTRA_FLAGS: --storage.agent.path is used instead of the tsdb flags) there is no
 # query API and samples/series_queryable are '-'.
 #
@@ -93,7 +95,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 cat >"$work/helper.py" <<'PY'
-import json, math, re, sys, time, urllib.parse, urllib.request
+import json, math, os, re, sys, time, urllib.parse, urllib.request
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -184,6 +186,14 @@ elif cmd == "measure":  # measure PORT AGENT(0|1) OUT
                 samples += query(base, "sum(count_over_time(%s[%s]))" % (sel, rng), t)
                 series += query(base, "count(last_over_time(%s[%s]))" % (sel, rng), t)
     lines += [("samples_queryable", samples), ("series_queryable", series), ("metric_names", names_n)]
+    # REPLAY_QUERIES: one selector per line; query_samples_I = sum(count_over_time(SEL[RANGE])).
+    sels = [q for q in os.environ.get("REPLAY_QUERIES", "").split("\n") if q.strip()]
+    for i, sel in enumerate(sels):
+        v = None
+        if not agent and mint is not None and maxt is not None and maxt >= mint:
+            rng = "%ds" % (math.ceil((maxt - mint) / 1000.0) + 86400)
+            v = query(base, "sum(count_over_time(%s[%s]))" % (sel, rng), "%.3f" % (maxt / 1000.0))
+        lines.append(("query_samples_%d" % i, v))
     with open(out, "a") as f:
         for k, v in lines:
             f.write("%s %s\n" % (k, fmt(v)))

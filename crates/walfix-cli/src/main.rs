@@ -1,5 +1,6 @@
 //! `walfix`: check Prometheus write-ahead logs.
 
+mod dump_cmd;
 mod estimate_cmd;
 mod human;
 mod jsonl;
@@ -40,6 +41,9 @@ enum Command {
     /// Before Prometheus starts in a pod: data dir, live Prometheus, permissions, free space,
     /// WAL (repaired when safe) and memory, with one exit code; then exec Prometheus if asked.
     Preflight(preflight_cmd::PreflightArgs),
+    /// Print a WAL's entries as JSON Lines in replay order, filtered by type, selector, time
+    /// and segment.
+    Dump(dump_cmd::DumpArgs),
     /// Copy this binary to DEST (mode 0755, atomically): how an initContainer hands the static
     /// walfix to the Prometheus container through an emptyDir, for `preflight -- prometheus ...`.
     SelfInstall {
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         Command::Repair(args) => repair_cmd::run(args),
         Command::Estimate(args) => estimate_cmd::run(args),
         Command::Preflight(args) => preflight_cmd::run(args),
+        Command::Dump(args) => dump_cmd::run(args),
         Command::SelfInstall { dest } => self_install(&dest),
     }
 }

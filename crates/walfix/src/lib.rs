@@ -12,6 +12,7 @@ pub mod mmap;
 pub mod perms;
 pub mod refset;
 pub mod repair;
+pub mod replay;
 pub mod report;
 pub mod scan;
 pub mod space;
