@@ -393,7 +393,13 @@ fn data_dir(cx: &mut Ctx, path: &Path) -> Result<bool, Stop> {
     } else if !log_dir {
         (true, "no wal/ yet: nothing to replay".to_string())
     } else {
-        (false, format!("{} entries, with a WAL", entries.len()))
+        (
+            false,
+            format!(
+                "{} with a WAL",
+                plural(entries.len() as u64, "entry", "entries")
+            ),
+        )
     };
     cx.out.check(
         "data-dir",
@@ -497,8 +503,8 @@ fn permissions(cx: &mut Ctx, path: &Path) -> Result<(), Stop> {
         let f = perms::fix_ownership(path, cx.access.uid, cx.access.gid)
             .map_err(|e| Stop(Outcome::Error, format!("--fix-ownership: {e}")))?;
         cx.changes.push(format!(
-            "gave {} entries to {}:{} ({} chowned, {} given owner bits)",
-            f.chowned.max(f.chmodded),
+            "gave {} to {}:{} ({} chowned, {} given owner bits)",
+            plural(f.chowned.max(f.chmodded), "entry", "entries"),
             cx.access.uid,
             cx.access.gid,
             f.chowned,
@@ -530,8 +536,8 @@ fn permissions(cx: &mut Ctx, path: &Path) -> Result<(), Stop> {
         Some(f) => (
             Status::Fixed,
             format!(
-                "gave {} entries to {who} ({} chowned, {} given owner bits; e.g. {})",
-                r.entries,
+                "gave {} to {who} ({} chowned, {} given owner bits; e.g. {})",
+                plural(r.entries, "entry", "entries"),
                 f.chowned,
                 f.chmodded,
                 f.examples.first().map(|p| show_path(p)).unwrap_or_default()
@@ -568,9 +574,14 @@ fn dir_size(p: &Path) -> u64 {
 fn free_space(cx: &mut Ctx, path: &Path, report: Option<&walfix::Report>) -> Result<(), Stop> {
     let (min, max) = report.map_or((None, None), |r| (r.totals.min_time, r.totals.max_time));
     let checkpoint_bytes = report.map_or(0, |r| {
+        // By place: an agent's checkpoint is reported as an `agent` log.
         r.logs
             .iter()
-            .filter(|l| l.log == "checkpoint")
+            .filter(|l| {
+                l.path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint."))
+            })
             .map(|l| dir_size(&l.path))
             .sum()
     });
@@ -610,6 +621,10 @@ fn free_space(cx: &mut Ctx, path: &Path, report: Option<&walfix::Report>) -> Res
         data,
     );
     Ok(())
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn human_bytes(b: u64) -> String {

@@ -313,7 +313,7 @@ pub fn run(args: RepairArgs) -> ExitCode {
             exit_code: code,
         };
         serde_json::to_writer(&mut out, &j)
-            .map_err(io::Error::other)
+            .map_err(io::Error::from)
             .and_then(|_| writeln!(out))
     } else {
         print_plan(&mut out, &plan).and_then(|_| {

@@ -146,15 +146,25 @@ pub fn growing_segment(data_root: &Path, wait: Duration) -> io::Result<Option<Li
     if age >= wait {
         return Ok(None);
     }
+    // Polled, so a writer is caught at its first write rather than at the end of the wait.
+    let start = std::time::Instant::now();
     let watch = wait - age;
-    std::thread::sleep(watch);
-    let after = stat(&seg)?;
-    Ok((after != before).then_some(Live::Growing {
-        path: seg,
-        size_before: before.0,
-        size_after: after.0,
-        watched_ms: watch.as_millis() as u64,
-    }))
+    loop {
+        let left = watch.saturating_sub(start.elapsed());
+        std::thread::sleep(left.min(Duration::from_millis(200)));
+        let after = stat(&seg)?;
+        if after != before {
+            return Ok(Some(Live::Growing {
+                path: seg,
+                size_before: before.0,
+                size_after: after.0,
+                watched_ms: start.elapsed().as_millis() as u64,
+            }));
+        }
+        if left.is_zero() || start.elapsed() >= watch {
+            return Ok(None);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -213,7 +223,10 @@ mod tests {
                 fs::write(&seg, b"abc").unwrap();
             })
         };
-        let got = growing_segment(t.path(), Duration::from_millis(600)).unwrap();
+        let t0 = std::time::Instant::now();
+        let got = growing_segment(t.path(), Duration::from_secs(5)).unwrap();
+        // Caught at the first poll after the write, not at the end of the 5 s.
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
         writer.join().unwrap();
         match got {
             Some(Live::Growing {
@@ -226,6 +239,12 @@ mod tests {
         }
         // Quiet for longer than the wait: not watched, not live.
         std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            growing_segment(t.path(), Duration::from_millis(200)).unwrap(),
+            None
+        );
+        // Recent but quiet through the watch: not live.
+        fs::write(&seg, b"abcd").unwrap();
         assert_eq!(
             growing_segment(t.path(), Duration::from_millis(200)).unwrap(),
             None
