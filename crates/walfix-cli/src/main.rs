@@ -44,6 +44,13 @@ enum Command {
     /// Print a WAL's entries as JSON Lines in replay order, filtered by type, selector, time
     /// and segment.
     Dump(dump_cmd::DumpArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `walfix man > walfix.1`.
+    Man,
     /// Copy this binary to DEST (mode 0755, atomically): how an initContainer hands the static
     /// walfix to the Prometheus container through an emptyDir, for `preflight -- prometheus ...`.
     SelfInstall {
@@ -95,6 +102,23 @@ fn main() -> ExitCode {
         Command::Preflight(args) => preflight_cmd::run(args),
         Command::Dump(args) => dump_cmd::run(args),
         Command::SelfInstall { dest } => self_install(&dest),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "walfix", &mut io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = io::stdout().lock();
+            match clap_mangen::Man::new(cmd).render(&mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("walfix man: {e}");
+                    ExitCode::from(EXIT_OPERATIONAL)
+                }
+            }
+        }
     }
 }
 

@@ -393,3 +393,28 @@ fn from_base64(s: &str) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn completions_are_valid_shell_and_the_man_page_is_roff() {
+    let out = walfix().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    for sub in ["check", "repair", "preflight", "dump", "estimate"] {
+        assert!(script.contains(sub), "completion lacks {sub}");
+    }
+    // bash itself parses it.
+    let mut bash = Command::new("bash")
+        .arg("-n")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    bash.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    assert!(bash.wait().unwrap().success(), "bash -n rejects the completion script");
+
+    let out = walfix().arg("man").output().unwrap();
+    assert!(out.status.success());
+    let man = String::from_utf8(out.stdout).unwrap();
+    assert!(man.contains(".TH walfix 1"), "{}", &man[..man.len().min(300)]);
+    assert!(man.contains("preflight"));
+}
