@@ -409,12 +409,23 @@ fn completions_are_valid_shell_and_the_man_page_is_roff() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    bash.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    assert!(bash.wait().unwrap().success(), "bash -n rejects the completion script");
+    bash.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(
+        bash.wait().unwrap().success(),
+        "bash -n rejects the completion script"
+    );
 
     let out = walfix().arg("man").output().unwrap();
     assert!(out.status.success());
     let man = String::from_utf8(out.stdout).unwrap();
-    assert!(man.contains(".TH walfix 1"), "{}", &man[..man.len().min(300)]);
+    assert!(
+        man.contains(".TH walfix 1"),
+        "{}",
+        &man[..man.len().min(300)]
+    );
     assert!(man.contains("preflight"));
 }
