@@ -6,6 +6,7 @@ mod human;
 mod jsonl;
 mod preflight_cmd;
 mod repair_cmd;
+mod stats_cmd;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -44,6 +45,9 @@ enum Command {
     /// Print a WAL's entries as JSON Lines in replay order, filtered by type, selector, time
     /// and segment.
     Dump(dump_cmd::DumpArgs),
+    /// Count records, series and samples per log and segment; rank metrics, label values and
+    /// targets by series and by series created (churn).
+    Stats(stats_cmd::StatsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
         Command::Estimate(args) => estimate_cmd::run(args),
         Command::Preflight(args) => preflight_cmd::run(args),
         Command::Dump(args) => dump_cmd::run(args),
+        Command::Stats(args) => stats_cmd::run(args),
         Command::SelfInstall { dest } => self_install(&dest),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
