@@ -270,7 +270,8 @@ impl IndexWriter {
 
     /// Adds the next series (label sets strictly increasing, pairs sorted by name, at least one
     /// chunk, chunk refs never decreasing across the index: what `AddSeries` checks).
-    pub fn add_series(&mut self, pairs: &[[u32; 2]], chunks: &[ChunkMeta]) -> io::Result<()> {
+    /// Returns the series' ref (its offset / 16), which tombstones name it by.
+    pub fn add_series(&mut self, pairs: &[[u32; 2]], chunks: &[ChunkMeta]) -> io::Result<u32> {
         if chunks.is_empty() {
             return Err(io::Error::other("series without chunks"));
         }
@@ -320,7 +321,7 @@ impl IndexWriter {
         self.put(&len)?;
         self.put(&body)?;
         self.put(&crc32c(&body).to_be_bytes())?;
-        Ok(())
+        Ok(sref)
     }
 
     fn posting(&mut self, refs: &[u32]) -> io::Result<u64> {
@@ -408,17 +409,35 @@ pub fn symbols_of(
     ids
 }
 
-/// Writes `meta.json` (tab-indented like `json.MarshalIndent(meta, "", "\t")`) and the empty
+/// The bytes of a `tombstones` file: `MagicTombstone` (be32), format byte 1, then per interval
+/// `uvarint series ref | varint mint | varint maxt`, then the CRC-32C of the intervals (the
+/// format byte is not covered: tombstones.go WriteFile hashes `bytes[1:]`).
+pub fn tombstones_bytes(intervals: &[(u32, i64, i64)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for &(r, mint, maxt) in intervals {
+        put_uvarint(&mut body, r as u64);
+        put_varint(&mut body, mint);
+        put_varint(&mut body, maxt);
+    }
+    let mut out = vec![0x01, 0x30, 0xBA, 0x30, 0x01];
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&crc32c(&body).to_be_bytes());
+    out
+}
+
+/// Writes `meta.json` (tab-indented like `json.MarshalIndent(meta, "", "\t")`) and the
 /// `tombstones` file into `dir`, fsynced.
-pub fn write_meta_and_tombstones(dir: &Path, meta: &Meta) -> io::Result<()> {
+pub fn write_meta_and_tombstones(
+    dir: &Path,
+    meta: &Meta,
+    intervals: &[(u32, i64, i64)],
+) -> io::Result<()> {
     let mut text = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
     let mut ser = serde_json::Serializer::with_formatter(&mut text, fmt);
     meta.serialize(&mut ser).map_err(io::Error::other)?;
-    for (name, bytes) in [
-        ("meta.json", &text[..]),
-        ("tombstones", &EMPTY_TOMBSTONES[..]),
-    ] {
+    let ts = tombstones_bytes(intervals);
+    for (name, bytes) in [("meta.json", &text[..]), ("tombstones", &ts[..])] {
         let mut f = File::create(dir.join(name))?;
         f.write_all(bytes)?;
         f.sync_all()?;
@@ -572,7 +591,7 @@ mod tests {
             },
             version: 1,
         };
-        write_meta_and_tombstones(tmp.path(), &meta).unwrap();
+        write_meta_and_tombstones(tmp.path(), &meta, &[]).unwrap();
         let text = fs::read_to_string(tmp.path().join("meta.json")).unwrap();
         let want = format!(
             "{{\n\t\"ulid\": \"{id}\",\n\t\"minTime\": 1,\n\t\"maxTime\": 3,\n\t\"stats\": {{\n\t\t\"numSamples\": 2,\n\t\t\"numSeries\": 1,\n\t\t\"numChunks\": 1\n\t}},\n\t\"compaction\": {{\n\t\t\"level\": 1,\n\t\t\"sources\": [\n\t\t\t\"{id}\"\n\t\t]\n\t}},\n\t\"version\": 1\n}}"
@@ -583,5 +602,11 @@ mod tests {
             [0x01, 0x30, 0xBA, 0x30, 0x01, 0, 0, 0, 0]
         );
         assert_eq!(crc32c(&[]), 0);
+        assert_eq!(tombstones_bytes(&[]), EMPTY_TOMBSTONES);
+        // Ref 2, [-1, 300]: uvarint 2, varint -1 = 01, varint 300 = d8 04.
+        let one = tombstones_bytes(&[(2, -1, 300)]);
+        let mut want = vec![0x01, 0x30, 0xBA, 0x30, 0x01, 0x02, 0x01, 0xd8, 0x04];
+        want.extend(crc32c(&[0x02, 0x01, 0xd8, 0x04]).to_be_bytes());
+        assert_eq!(one, want);
     }
 }

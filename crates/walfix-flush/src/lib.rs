@@ -11,7 +11,7 @@
 //! are encoded into XOR chunks of at most 120 samples (cut before passing 1005 bytes, and at
 //! every 2 h boundary). Closed chunks go to one spill file per 2 h window, next to the output.
 //! Each window then becomes one block: series sorted by labels, chunks copied from the spill in
-//! index order, index v2, `meta.json`, an empty `tombstones`. The window is aligned to the epoch
+//! index order, index v2, `meta.json`, `tombstones`. The window is aligned to the epoch
 //! (`[k*2h, (k+1)*2h)`); a block's `minTime` is its first sample and its `maxTime` the window's
 //! end, except for the newest block, which ends just after the last sample so fresh scrapes are
 //! not out of bounds. Each block is built as `<ULID>.tmp-for-creation` (Prometheus deletes such
@@ -23,7 +23,10 @@
 //!
 //! * Native histogram samples (integer and float): counted in [`NotWritten`], not written.
 //! * Exemplars and metadata: a block has no place for them; counted.
-//! * Tombstones from the WAL (admin `delete_series`): counted, **not applied**.
+//! * Tombstones from the WAL (admin `delete_series`) are kept the way replay keeps them (known
+//!   ref, `maxt` not before the existing blocks' end) and written into each block's `tombstones`
+//!   file for the series they name, clipped to the block: Prometheus applies them at query time
+//!   and drops the data at the next compaction, as for a deletion on a persisted block.
 //! * The WBL (out-of-order samples): a `wbl/` holding samples makes flush refuse.
 //! * `wal/`, `chunks_head/` and `wbl/` are left where they are: Prometheus started on the data
 //!   dir afterwards replays the WAL again, but drops every sample before the new blocks' end
@@ -108,6 +111,8 @@ pub struct BlockReport {
     pub index_bytes: u64,
     /// Bytes of the chunk files (0 in a dry run).
     pub chunk_bytes: u64,
+    /// Tombstone intervals in its `tombstones` file.
+    pub tombstones: u64,
     /// True once written, verified and renamed into place.
     pub written: bool,
 }
@@ -121,8 +126,6 @@ pub struct NotWritten {
     pub exemplars: u64,
     /// Metadata entries (type, unit, help; come back with the next scrape).
     pub metadata: u64,
-    /// Tombstone intervals (deletions): not applied by this version.
-    pub tombstones: u64,
 }
 
 /// Memory the flush held, as estimated from its own tables, and as measured.
@@ -132,8 +135,12 @@ pub struct MemoryReport {
     pub series_tables_bytes: u64,
     /// Most bytes of open chunks held at once.
     pub peak_open_chunk_bytes: u64,
-    /// Peak resident set of this process (`VmHWM`), if the platform tells.
+    /// Peak resident set of this process (`VmHWM`), if the platform tells. It counts the
+    /// pages of the maps (segments, spill, the block read back) as well.
     pub peak_rss_bytes: Option<u64>,
+    /// Largest anonymous resident memory (`RssAnon`, heap) seen at the end of the pass and
+    /// after each block is built and verified: heap without the mapped files.
+    pub anon_rss_bytes: Option<u64>,
 }
 
 /// The outcome of [`flush`].
@@ -167,6 +174,11 @@ pub struct FlushReport {
     pub min_valid_time: Option<i64>,
     /// Samples before [`FlushReport::min_valid_time`].
     pub dropped_before_blocks: u64,
+    /// Tombstone intervals replay keeps (known ref, not ending before
+    /// [`FlushReport::min_valid_time`]); each goes to the blocks it overlaps.
+    pub tombstones: u64,
+    /// Tombstone intervals replay skips (unknown ref, or ending before the blocks' end).
+    pub tombstones_skipped: u64,
     /// What no block holds.
     pub not_written: NotWritten,
     /// Blocks, oldest first.
@@ -252,6 +264,8 @@ struct Pass {
     in_wbl: bool,
     wbl_samples: u64,
     scratch: Vec<[u32; 2]>,
+    /// (series, mint, maxt) of every kept tombstone interval.
+    tombstones: Vec<(u32, i64, i64)>,
     open_bytes: u64,
     err: Option<io::Error>,
     out: FlushReport,
@@ -441,8 +455,18 @@ impl Visitor for Pass {
         self.out.not_written.metadata += 1;
     }
 
-    fn tombstone(&mut self, _t: &Tombstone) {
-        self.out.not_written.tombstones += 1;
+    fn tombstone(&mut self, t: &Tombstone) {
+        if self.in_wbl {
+            return;
+        }
+        // head_wal.go loadWAL: skipped if it ends before minValidTime or names no series.
+        match self.refs.get(&t.series_ref) {
+            Some(&idx) if t.maxt >= self.min_valid && t.mint <= t.maxt => {
+                self.tombstones.push((idx, t.mint, t.maxt));
+                self.out.tombstones += 1;
+            }
+            _ => self.out.tombstones_skipped += 1,
+        }
     }
 }
 
@@ -528,11 +552,17 @@ fn blocks_end(dir: &Path) -> io::Result<Option<i64>> {
     Ok(end)
 }
 
-fn peak_rss() -> Option<u64> {
+fn status_kb(key: &str) -> Option<u64> {
     let s = fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+fn note_anon(m: &mut MemoryReport) {
+    if let Some(a) = status_kb("RssAnon:") {
+        m.anon_rss_bytes = Some(m.anon_rss_bytes.map_or(a, |b| b.max(a)));
+    }
 }
 
 /// Flushes the WAL of `data_dir` into blocks (see the crate docs). Refuses while the data dir
@@ -617,6 +647,7 @@ fn run(
         in_wbl: false,
         wbl_samples: 0,
         scratch: Vec::new(),
+        tombstones: Vec::new(),
         open_bytes: 0,
         err: None,
         out: FlushReport {
@@ -646,6 +677,7 @@ fn run(
     for idx in 0..pass.series.len() as u32 {
         pass.leave_window(idx)?;
     }
+    note_anon(&mut pass.out.memory);
     pass.out.memory.series_tables_bytes = (pass.strings.heap_bytes()
         + pass.labels.heap_bytes()
         + pass.series.capacity() * std::mem::size_of::<SeriesState>()
@@ -662,6 +694,8 @@ fn run(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
+    pass.tombstones.sort_unstable();
+    let mut mem = std::mem::take(&mut pass.out.memory);
     let windows = std::mem::take(&mut pass.windows);
     let newest = windows.keys().next_back().copied();
     for (i, (w, win)) in windows.into_iter().enumerate() {
@@ -687,15 +721,19 @@ fn run(
                 chunks: win.chunks,
                 index_bytes: 0,
                 chunk_bytes: 0,
+                tombstones: 0,
                 written: false,
             }
         } else {
-            write_window(&pass, out_dir, id, win, max_time)?
+            let r = write_window(&pass, out_dir, id, win, max_time, &mut mem)?;
+            note_anon(&mut mem);
+            r
         };
         pass.out.samples_written += rep.samples;
         pass.out.blocks.push(rep);
     }
-    pass.out.memory.peak_rss_bytes = peak_rss();
+    mem.peak_rss_bytes = status_kb("VmHWM:");
+    pass.out.memory = mem;
     Ok(pass.out)
 }
 
@@ -714,12 +752,16 @@ fn spill_header(spill: &[u8], at: u64) -> io::Result<(u64, i64, i64, &[u8])> {
     Ok((prev, mint, maxt, bytes))
 }
 
+/// Chunks, chunk bytes, index bytes, tombstone intervals (block series ref, mint, maxt).
+type Built = (u64, u64, u64, Vec<(u32, i64, i64)>);
+
 fn write_window(
     pass: &Pass,
     out_dir: &Path,
     id: String,
     mut win: Window,
     max_time: i64,
+    mem: &mut MemoryReport,
 ) -> Result<BlockReport, FlushError> {
     if let Some(f) = win.spill.take() {
         f.into_inner().map_err(|e| e.into_error())?;
@@ -734,12 +776,15 @@ fn write_window(
         fs::remove_dir_all(&tmp)?;
     }
     fs::create_dir_all(&tmp)?;
-    let built = (|| -> io::Result<(u64, u64, u64)> {
+    let stones = &pass.tombstones;
+    let (lo, hi) = (win.mint, max_time - 1);
+    let built = (|| -> io::Result<Built> {
         let mut cw = ChunkWriter::new(&tmp.join("chunks"))?;
         let mut iw = IndexWriter::new(&tmp.join("index"), &symbols, strings)?;
         let mut chain = Vec::new();
         let mut metas = Vec::new();
         let mut chunks = 0u64;
+        let mut intervals = Vec::new();
         for e in &win.dir {
             chain.clear();
             let mut at = e.last_chunk;
@@ -759,17 +804,23 @@ fn write_window(
                 });
             }
             chunks += metas.len() as u64;
-            iw.add_series(labels.get(e.series), &metas)?;
+            let sref = iw.add_series(labels.get(e.series), &metas)?;
+            let from = stones.partition_point(|t| t.0 < e.series);
+            for &(_, mint, maxt) in stones[from..].iter().take_while(|t| t.0 == e.series) {
+                if mint <= hi && maxt >= lo {
+                    intervals.push((sref, mint.max(lo), maxt.min(hi)));
+                }
+            }
         }
         spill.check_intact(&win.spill_path)?;
         let chunk_bytes = cw.finish()?;
         let index_bytes = iw.finish(strings)?;
-        Ok((chunks, chunk_bytes, index_bytes))
+        Ok((chunks, chunk_bytes, index_bytes, intervals))
     })();
     let fail = |tmp: &Path| {
         let _ = fs::remove_dir_all(tmp);
     };
-    let (chunks, chunk_bytes, index_bytes) = match built {
+    let (chunks, chunk_bytes, index_bytes, intervals) = match built {
         Ok(x) => x,
         Err(e) => {
             fail(&tmp);
@@ -784,7 +835,7 @@ fn write_window(
             num_samples: win.samples,
             num_series: win.dir.len() as u64,
             num_chunks: chunks,
-            num_tombstones: 0,
+            num_tombstones: intervals.len() as u64,
         },
         compaction: MetaCompaction {
             level: 1,
@@ -793,14 +844,16 @@ fn write_window(
         },
         version: 1,
     };
-    let synced = block::write_meta_and_tombstones(&tmp, &meta)
+    let synced = block::write_meta_and_tombstones(&tmp, &meta, &intervals)
         .and_then(|()| block::sync_dir(&tmp.join("chunks")))
         .and_then(|()| block::sync_dir(&tmp));
     if let Err(e) = synced {
         fail(&tmp);
         return Err(e.into());
     }
-    let verdict = match read::read_block(&tmp, |_, _| {}) {
+    let read_back = read::read_block(&tmp, |_, _| {});
+    note_anon(mem);
+    let verdict = match read_back {
         Err(what) => Err(what),
         Ok(s) if s.series != win.dir.len() as u64 => Err(format!(
             "{} series read back, {} written",
@@ -814,6 +867,11 @@ fn write_window(
         Ok(s) if s.digest != win.digest => {
             Err("the samples read back differ from those written (digest)".into())
         }
+        Ok(s) if s.tombstones.len() != intervals.len() => Err(format!(
+            "{} tombstone intervals read back, {} written",
+            s.tombstones.len(),
+            intervals.len()
+        )),
         Ok(_) => Ok(()),
     };
     if let Err(what) = verdict {
@@ -835,6 +893,7 @@ fn write_window(
         chunks,
         index_bytes,
         chunk_bytes,
+        tombstones: intervals.len() as u64,
         written: true,
     })
 }

@@ -38,6 +38,8 @@ pub struct BlockSummary {
     pub symbols: u64,
     /// Postings lists (the all-postings one included).
     pub postings: u64,
+    /// Tombstone intervals: the series' labels, mint, maxt (file order).
+    pub tombstones: Vec<(OwnedLabels, i64, i64)>,
 }
 
 fn err<T>(what: impl Into<String>) -> Result<T, String> {
@@ -84,9 +86,24 @@ pub fn read_block(
     if ts.len() < 9 || ts[..5] != [0x01, 0x30, 0xBA, 0x30, 0x01] {
         return err("tombstones: bad header");
     }
-    if crc32c(&ts[5..ts.len() - 4]).to_be_bytes() != ts[ts.len() - 4..] {
+    let stones = &ts[5..ts.len() - 4];
+    if crc32c(stones).to_be_bytes() != ts[ts.len() - 4..] {
         return err("tombstones: CRC mismatch");
     }
+    let mut c = Cursor::new(stones);
+    let mut stone_list: Vec<(u32, i64, i64)> = Vec::new();
+    while c.rest() > 0 {
+        let r = c.uvarint().ok_or("tombstones: truncated")?;
+        let mint = c.varint().ok_or("tombstones: truncated")?;
+        let maxt = c.varint().ok_or("tombstones: truncated")?;
+        let r = u32::try_from(r).map_err(|_| "tombstones: ref beyond u32")?;
+        if mint > maxt {
+            return err("tombstones: mint > maxt");
+        }
+        stone_list.push((r, mint, maxt));
+    }
+    let mut stone_labels: HashMap<u32, OwnedLabels> =
+        stone_list.iter().map(|t| (t.0, Vec::new())).collect();
 
     // Chunk files: numeric names, sorted; ref file index = position in that order.
     let mut files: Vec<(u64, std::path::PathBuf)> = Vec::new();
@@ -314,6 +331,9 @@ pub fn read_block(
             .iter()
             .map(|(n, v)| (n.to_vec(), v.to_vec()))
             .collect();
+        if let Some(l) = stone_labels.get_mut(&sref) {
+            *l = owned.clone();
+        }
         each(&owned, &samples);
         prev_labels = Some(labels);
     }
@@ -332,6 +352,15 @@ pub fn read_block(
         if lists.get(k) != Some(v) {
             return err("a postings list differs from the series that carry its pair");
         }
+    }
+    for (r, mint, maxt) in stone_list {
+        match stone_labels.get(&r) {
+            Some(l) if !l.is_empty() => out.tombstones.push((l.clone(), mint, maxt)),
+            _ => return err(format!("tombstones: ref {r} is no series of the index")),
+        }
+    }
+    if meta.stats.num_tombstones != out.tombstones.len() as u64 {
+        return err("meta.json numTombstones differs from the tombstones file");
     }
     if meta.stats.num_series != out.series
         || meta.stats.num_chunks != out.chunks

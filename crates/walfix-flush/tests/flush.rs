@@ -375,3 +375,72 @@ proptest! {
         prop_assert_eq!(rep.blocks.len(), ranges.len());
     }
 }
+
+#[test]
+fn tombstones_go_to_the_blocks_they_overlap() {
+    use walfix_format::record::Tombstone;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let a = labels(&[("__name__", "a")]);
+    let b = labels(&[("__name__", "b")]);
+    let mut recs = vec![Record::Series(vec![
+        OwnedSeries {
+            series_ref: 1,
+            labels: a.clone(),
+        },
+        OwnedSeries {
+            series_ref: 2,
+            labels: b.clone(),
+        },
+    ])];
+    // 3 h of samples every minute: windows k (30 min) and k+1 (2 h) and k+2 (30 min).
+    for i in 0..180 {
+        let t = T0 + i * 60_000;
+        recs.push(Record::Samples(vec![sample(1, t, 1.0), sample(2, t, 2.0)]));
+    }
+    let mid = T0 + 40 * 60_000;
+    recs.push(Record::Tombstones(vec![
+        // a: from 10 minutes in to 40 minutes in: crosses the first boundary.
+        Tombstone {
+            series_ref: 1,
+            mint: T0 + 10 * 60_000,
+            maxt: mid,
+        },
+        // b: one sample.
+        Tombstone {
+            series_ref: 2,
+            mint: T0,
+            maxt: T0,
+        },
+        // unknown ref: skipped, as replay skips it.
+        Tombstone {
+            series_ref: 9,
+            mint: T0,
+            maxt: mid,
+        },
+    ]));
+    write_segments(&data.join("wal"), 0, &[recs]);
+    let rep = flush(&data, &FlushOptions::default()).unwrap();
+    assert_eq!((rep.tombstones, rep.tombstones_skipped), (2, 1));
+    assert_eq!(rep.blocks.len(), 3);
+    assert_eq!(
+        rep.blocks.iter().map(|b| b.tombstones).collect::<Vec<_>>(),
+        [2, 1, 0]
+    );
+    let boundary = T0 + 30 * 60_000;
+    let s0 = read_block(&rep.blocks[0].path, |_, _| {}).unwrap();
+    let mut t0 = s0.tombstones.clone();
+    t0.sort();
+    assert_eq!(
+        t0,
+        [
+            (a.clone(), T0 + 10 * 60_000, boundary - 1),
+            (b.clone(), T0, T0)
+        ]
+    );
+    let s1 = read_block(&rep.blocks[1].path, |_, _| {}).unwrap();
+    assert_eq!(s1.tombstones, [(a.clone(), boundary, mid)]);
+    // The samples are all there: Prometheus hides the deleted ones at query time.
+    let (got, _) = read_all(&data);
+    assert_eq!(got[&a].len(), 180);
+}
