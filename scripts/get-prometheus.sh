@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # get-prometheus.sh VERSION DIR
 #
-# Puts a real Prometheus server binary of VERSION at DIR/prometheus, taken from Debian's own packages:
+# Puts a real Prometheus server binary of VERSION at DIR/prometheus (and the package's promtool at
+# DIR/promtool), taken from Debian's own packages:
 #   2.42 -> bookworm, 2.53 -> trixie, 3.5 -> sid
 # The .deb is fetched with apt-get (its own throw-away package lists, this machine's Debian mirror and
 # keyring) and unpacked with dpkg-deb into a temporary directory: nothing is installed system-wide and
 # the machine's apt state is not touched. Needs apt-get, apt-cache and dpkg-deb (any Debian/Ubuntu host).
 #
-# Idempotent: if DIR/prometheus already reports version VERSION.x it is kept and nothing is downloaded.
+# Idempotent: if DIR/prometheus already reports version VERSION.x and DIR/promtool exists, they are kept
+# and nothing is downloaded.
 # The binary is moved into place atomically, so concurrent callers with the same DIR are safe.
 # Prints the binary's version line on stdout; progress and errors go to stderr. Exit 0 on success.
 #
@@ -41,7 +43,7 @@ have_version() {  # prints the version line of $1 if it is Prometheus $want.x
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
-if have_version "$dir/prometheus"; then
+if [ -x "$dir/promtool" ] && have_version "$dir/prometheus"; then
   exit 0
 fi
 
@@ -109,4 +111,19 @@ if ! have_version "$dir/.prometheus.tmp.$$" >/dev/null; then
   exit 1
 fi
 mv -f "$dir/.prometheus.tmp.$$" "$dir/prometheus"
+if [ ! -f "$work/root/usr/bin/promtool" ]; then
+  # bookworm's prometheus package holds promtool; trixie and sid ship it as its own package `promtool`
+  # of the same version
+  if (cd "$work/archives" && apt-get "${aptopts[@]}" -qq download "promtool=$ver") >"$work/download-promtool.log" 2>&1; then
+    for f in "$work"/archives/promtool_*.deb; do [ -f "$f" ] && dpkg-deb -x "$f" "$work/root"; done
+  else
+    cat "$work/download-promtool.log" >&2
+  fi
+fi
+if [ -f "$work/root/usr/bin/promtool" ]; then
+  install -m 0755 "$work/root/usr/bin/promtool" "$dir/.promtool.tmp.$$"
+  mv -f "$dir/.promtool.tmp.$$" "$dir/promtool"
+else
+  echo "get-prometheus.sh: no promtool $ver in Debian $suite" >&2
+fi
 have_version "$dir/prometheus"

@@ -2,6 +2,7 @@
 
 mod dump_cmd;
 mod estimate_cmd;
+mod flush_cmd;
 mod human;
 mod jsonl;
 mod preflight_cmd;
@@ -42,6 +43,10 @@ enum Command {
     /// Before Prometheus starts in a pod: data dir, live Prometheus, permissions, free space,
     /// WAL (repaired when safe) and memory, with one exit code; then exec Prometheus if asked.
     Preflight(preflight_cmd::PreflightArgs),
+    /// Write the WAL's float samples into persistent TSDB blocks that Prometheus loads
+    /// (verified before they are renamed into place); the WAL itself is left where it is.
+    #[command(after_help = flush_cmd::EXIT_CODES)]
+    Flush(flush_cmd::FlushArgs),
     /// Print a WAL's entries as JSON Lines in replay order, filtered by type, selector, time
     /// and segment.
     Dump(dump_cmd::DumpArgs),
@@ -104,6 +109,7 @@ fn main() -> ExitCode {
         Command::Repair(args) => repair_cmd::run(args),
         Command::Estimate(args) => estimate_cmd::run(args),
         Command::Preflight(args) => preflight_cmd::run(args),
+        Command::Flush(args) => flush_cmd::run(args),
         Command::Dump(args) => dump_cmd::run(args),
         Command::Stats(args) => stats_cmd::run(args),
         Command::SelfInstall { dest } => self_install(&dest),

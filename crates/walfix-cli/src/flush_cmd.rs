@@ -1,0 +1,215 @@
+//! `walfix flush`: the WAL into persistent blocks (crate walfix-flush; docs/flush.md).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use walfix::report::show_path;
+use walfix_flush::{flush, FlushError, FlushOptions, FlushReport};
+use walfix_format::text::escape_controls;
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  blocks written and verified (with --dry-run: the plan printed)
+  2  refused: Prometheus holds the data dir, the WAL is damaged (run `walfix repair`), or the
+     WAL holds what this version cannot write (out-of-order samples in wbl/)
+  3  failed: I/O error, bad path, or a block that did not read back as written (removed;
+     nothing half-written is left under a block name)";
+
+#[derive(clap::Args)]
+pub struct FlushArgs {
+    /// The Prometheus data dir (the one holding wal/). Prometheus must not be running on it.
+    data_dir: PathBuf,
+    /// Read the WAL and print the blocks that would be written; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print one JSON object instead of the human report.
+    #[arg(long)]
+    json: bool,
+    /// Write the blocks here instead of into DATA_DIR (for tests, or to check them first).
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+}
+
+fn ms(t: i64) -> String {
+    let secs = t.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        t.rem_euclid(1000)
+    )
+}
+
+fn human(out: &mut impl Write, r: &FlushReport) -> io::Result<()> {
+    let verb = if r.dry_run { "would write" } else { "wrote" };
+    writeln!(
+        out,
+        "walfix flush: {} -> {}{}",
+        show_path(&r.data_dir),
+        show_path(&r.output_dir),
+        if r.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(
+        out,
+        "read: {} segments{}, {} records, {} series, {} float samples",
+        r.segments,
+        r.checkpoint
+            .map(|c| format!(" (checkpoint.{c:08} first)"))
+            .unwrap_or_default(),
+        r.records,
+        r.series,
+        r.float_samples
+    )?;
+    for b in &r.blocks {
+        writeln!(
+            out,
+            "{verb} block {}  [{}, {})  {} series, {} samples, {} chunks, {} tombstones{}",
+            b.ulid,
+            ms(b.min_time),
+            ms(b.max_time),
+            b.series,
+            b.samples,
+            b.chunks,
+            b.tombstones,
+            if b.written {
+                format!(
+                    ", index {} B, chunks {} B, verified",
+                    b.index_bytes, b.chunk_bytes
+                )
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    if r.blocks.is_empty() {
+        writeln!(out, "no block to write: no float sample to keep")?;
+    }
+    writeln!(
+        out,
+        "samples in blocks: {}; dropped as replay drops them: {} not after their series' last sample, {} of unknown series, {} before the existing blocks' end{}",
+        r.samples_written,
+        r.dropped_out_of_order,
+        r.dropped_unknown_ref,
+        r.dropped_before_blocks,
+        r.min_valid_time
+            .map(|t| format!(" ({})", ms(t)))
+            .unwrap_or_default()
+    )?;
+    let n = &r.not_written;
+    if n.histogram_samples + n.exemplars + n.metadata > 0 {
+        writeln!(
+            out,
+            "not written: {} native histogram samples (not supported by this version), {} exemplars, {} metadata entries (blocks hold neither)",
+            n.histogram_samples, n.exemplars, n.metadata
+        )?;
+    }
+    if r.tombstones + r.tombstones_skipped > 0 {
+        writeln!(
+            out,
+            "deletions: {} tombstone intervals written into the blocks they overlap, {} skipped as replay skips them",
+            r.tombstones, r.tombstones_skipped
+        )?;
+    }
+    if r.series_without_samples > 0 {
+        writeln!(
+            out,
+            "{} series have no float sample to keep and are in no block",
+            r.series_without_samples
+        )?;
+    }
+    if !r.dry_run && !r.blocks.is_empty() {
+        writeln!(
+            out,
+            "wal/ was left in place: a Prometheus started on the data dir replays it and drops every sample before the blocks' end"
+        )?;
+    }
+    Ok(())
+}
+
+pub fn run(args: FlushArgs) -> ExitCode {
+    let opts = FlushOptions {
+        output_dir: args.output_dir.clone(),
+        dry_run: args.dry_run,
+        ..FlushOptions::default()
+    };
+    let res = flush(&args.data_dir, &opts);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let (code, written) = match &res {
+        Ok(r) => {
+            let w = if args.json {
+                serde_json::to_writer(&mut out, r)
+                    .map_err(io::Error::from)
+                    .and_then(|()| writeln!(out))
+            } else {
+                human(&mut out, r)
+            };
+            (0u8, w)
+        }
+        Err(e) => {
+            let code = e.exit_code();
+            let msg = e.to_string();
+            eprintln!(
+                "walfix flush: {}: {}",
+                show_path(&args.data_dir),
+                escape_controls(&msg)
+            );
+            let w = if args.json {
+                let kind = match e {
+                    FlushError::Io(_) => "io",
+                    FlushError::Locked(_) => "locked",
+                    FlushError::Damaged(_) => "damaged",
+                    FlushError::Unsupported(_) => "unsupported",
+                    FlushError::Verify { .. } => "verify",
+                };
+                let v = serde_json::json!({
+                    "error": kind,
+                    "message": e.to_string(),
+                    "exit_code": code,
+                });
+                serde_json::to_writer(&mut out, &v)
+                    .map_err(io::Error::from)
+                    .and_then(|()| writeln!(out))
+            } else {
+                Ok(())
+            };
+            (code, w)
+        }
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("walfix flush: writing output: {e}");
+            return ExitCode::from(3);
+        }
+    }
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_print_as_utc() {
+        assert_eq!(super::ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}
