@@ -39,6 +39,11 @@ pub struct RepairArgs {
     /// Drop a damaged checkpoint instead of salvaging it (its series definitions are lost).
     #[arg(long)]
     drop_checkpoint: bool,
+    /// Do not undo one-byte errors. By default salvage changes back a byte when it is the only
+    /// one-byte change that makes a fragment's CRC-32C match and the record then decodes; each
+    /// correction is listed in the plan.
+    #[arg(long)]
+    no_correct: bool,
     /// Repair even if the data dir's lock is held. Only when you know nothing writes the WAL.
     #[arg(long)]
     force: bool,
@@ -104,11 +109,24 @@ fn loss_text(l: &Loss) -> String {
 
 fn describe(a: &Action) -> String {
     match a {
-        Action::SalvageSegment { path, loss, .. } => format!(
-            "salvage {}: rewrite it with every record that reads cleanly\n       loses: {}",
-            show_path(path),
-            loss_text(loss)
-        ),
+        Action::SalvageSegment {
+            path,
+            loss,
+            corrections,
+            ..
+        } => {
+            let mut s = format!(
+                "salvage {}: rewrite it with every record that reads cleanly",
+                show_path(path)
+            );
+            for c in corrections {
+                s += &format!(
+                    "\n       corrects byte {} (0x{:02x} -> 0x{:02x}, {} of the fragment at {}): the only one-byte change that makes its CRC-32C match, and the record then decodes",
+                    c.offset, c.was, c.now, c.place, c.fragment
+                );
+            }
+            s + &format!("\n       loses: {}", loss_text(loss))
+        }
         Action::TruncateSegment { path, at, pad, loss } => format!(
             "truncate {} at byte {at}{}\n       loses: {}",
             show_path(path),
@@ -236,6 +254,7 @@ pub fn run(args: RepairArgs) -> ExitCode {
         pad: args.pad,
         force: args.force,
         drop_checkpoint: args.drop_checkpoint,
+        no_correct: args.no_correct,
         keep_backups: (args.keep_backups > 0).then_some(args.keep_backups),
         live_wait: std::time::Duration::from_secs_f64(args.live_wait.clamp(0.0, 3600.0)),
     };

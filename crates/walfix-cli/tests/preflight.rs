@@ -201,9 +201,13 @@ fn damage_that_needs_a_human_stops_at_init_and_changes_nothing() {
 
 #[test]
 fn policy_refusals_leave_the_wal_alone() {
-    // One flipped byte costs one record: over --max-loss 0, and refused by --on-damage fail.
-    for extra in [&["--on-damage", "fail"][..], &["--max-loss", "0"][..]] {
-        let (_t, data) = data_dir(Some("small-clean--flip-byte"));
+    // Damage that costs records (a multi-page record cut short: DAMAGE.txt) is over
+    // --max-loss 0; any damage is refused by --on-damage fail.
+    for (corpus, extra) in [
+        ("small-clean--flip-byte", &["--on-damage", "fail"][..]),
+        ("small-clean--trunc-multipage", &["--max-loss", "0"][..]),
+    ] {
+        let (_t, data) = data_dir(Some(corpus));
         let before = files(&data);
         let o = preflight(&data, extra);
         assert_eq!(code(&o), 2, "{extra:?}: {}", text(&o));

@@ -4,6 +4,7 @@
 //! the slice it was given.
 
 pub mod compression;
+pub mod correct;
 pub mod crc;
 pub mod encode;
 pub mod fragment;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use walfix_format::compression::decompress;
 use walfix_format::encode::SegmentEncoder;
-use walfix_format::fragment::PAGE_SIZE;
+use walfix_format::fragment::{Compression, PAGE_SIZE};
 use walfix_format::frames::{Event, SegmentReader};
 use walfix_format::record::{
     self, Acceptance, Exemplar, HistogramSample, LogKind, Metadata, MmapMarker, RecordType, Sample,
@@ -54,6 +54,9 @@ pub struct RepairOptions {
     pub force: bool,
     /// Drop a damaged checkpoint instead of salvaging it.
     pub drop_checkpoint: bool,
+    /// Do not undo one-byte errors (salvage mode corrects a fragment whose CRC mismatch is
+    /// explained by exactly one changed byte and whose record then reads cleanly).
+    pub no_correct: bool,
     /// Backups (one directory per run under the backup dir) to keep after a repair; older
     /// ones are removed. `None` keeps every one.
     pub keep_backups: Option<usize>,
@@ -123,6 +126,8 @@ pub enum Action {
         /// The segment.
         #[serde(serialize_with = "crate::report::lossless_path")]
         path: PathBuf,
+        /// Bytes changed back before salvaging (see [`correct_segment`]).
+        corrections: Vec<Correction>,
         /// Zero-pad the last page (always for segments older than the newest, which Prometheus
         /// closes padded).
         pad: bool,
@@ -396,6 +401,135 @@ impl Visitor for Count {
     }
 }
 
+/// One byte changed back by [`correct_segment`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Correction {
+    /// Offset of the byte in the segment.
+    pub offset: u64,
+    /// Its value on disk.
+    pub was: u8,
+    /// Its value after the correction.
+    pub now: u8,
+    /// Offset of the fragment whose CRC it makes match.
+    pub fragment: u64,
+    /// `payload` or `stored-crc`: where in the fragment the byte is.
+    pub place: &'static str,
+}
+
+/// True if a record's stored payload decompresses, decodes and is accepted in this log kind.
+fn record_good(compression: Compression, payload: &[u8], kind: LogKind, buf: &mut Vec<u8>) -> bool {
+    decompress(compression, payload, buf).is_ok()
+        && match buf.first() {
+            None => true,
+            Some(&b) => {
+                let t = RecordType::from_u8(b);
+                match kind.accepts(t) {
+                    Acceptance::RejectedByPrometheus => false,
+                    Acceptance::IgnoredByPrometheus if t.is_none() => true,
+                    _ => record::visit(buf, &mut ()).is_ok(),
+                }
+            }
+        }
+}
+
+/// The most corrections tried per segment: more damage than that is not a flipped byte.
+const MAX_CORRECTIONS: usize = 64;
+
+/// Undoes one-byte errors: for each fragment whose CRC-32C does not match, the one-byte errors
+/// that explain the mismatch ([`walfix_format::correct`]); if there is exactly one, and the
+/// record holding the fragment then frames, decompresses and decodes cleanly, the byte is
+/// changed back. Returns the corrected bytes (if anything changed) and what changed.
+pub fn correct_segment(data: &[u8], kind: LogKind) -> (Option<Vec<u8>>, Vec<Correction>) {
+    use walfix_format::correct::{one_byte_fixes, Fix};
+    use walfix_format::frames::ProblemKind;
+    let mut cur: Option<Vec<u8>> = None;
+    let mut out = Vec::new();
+    let mut tried = std::collections::HashSet::new();
+    let mut buf = Vec::new();
+    while tried.len() < MAX_CORRECTIONS {
+        let bytes = cur.as_deref().unwrap_or(data);
+        let mut next = None;
+        let mut frames = SegmentReader::new(bytes).skip_payloads();
+        while let Some(ev) = frames.next() {
+            if let Event::Problem(p) = ev {
+                if let ProblemKind::ChecksumMismatch { computed, stored } = p.kind {
+                    if !tried.contains(&p.offset) {
+                        next = Some((p.offset, computed, stored));
+                        break;
+                    }
+                }
+            }
+        }
+        let Some((at, computed, stored)) = next else {
+            break;
+        };
+        tried.insert(at);
+        let Some(len) = bytes
+            .get(at + 1..at + 3)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        else {
+            continue;
+        };
+        let Some(payload) = bytes.get(at + 7..at + 7 + len) else {
+            continue;
+        };
+        let fixes = one_byte_fixes(payload, computed, stored, 2);
+        let [fix] = fixes[..] else {
+            continue;
+        };
+        let (offset, xor, place) = match fix {
+            Fix::Payload { at: j, xor } => (at + 7 + j, xor, "payload"),
+            Fix::StoredCrc { byte, xor } => (at + 3 + usize::from(byte), xor, "stored-crc"),
+        };
+        let mut candidate = bytes.to_vec();
+        candidate[offset] ^= xor;
+        // Accepted only if the record holding the fragment now reads cleanly.
+        let mut ok = false;
+        let mut frames = SegmentReader::new(&candidate);
+        while let Some(ev) = frames.next() {
+            match ev {
+                Event::Problem(p)
+                    if p.is_error() && p.lost_from <= at && at < p.end.max(p.lost_from + 1) =>
+                {
+                    break
+                }
+                Event::Record(r) if r.offset <= at && at < r.end => {
+                    ok = record_good(r.compression, r.payload, kind, &mut buf);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if ok {
+            out.push(Correction {
+                offset: offset as u64,
+                was: bytes[offset],
+                now: bytes[offset] ^ xor,
+                fragment: at as u64,
+                place,
+            });
+            cur = Some(candidate);
+        }
+    }
+    (cur, out)
+}
+
+/// [`salvage`], after [`correct_segment`] when `correct` is set. Also returns the corrections.
+pub fn salvage_with(
+    data: &[u8],
+    kind: LogKind,
+    cut: Option<usize>,
+    correct: bool,
+) -> (Vec<u8>, Loss, u64, Vec<Correction>) {
+    let (fixed, corrections) = if correct {
+        correct_segment(data, kind)
+    } else {
+        (None, Vec::new())
+    };
+    let (bytes, loss, kept) = salvage(fixed.as_deref().unwrap_or(data), kind, cut);
+    (bytes, loss, kept, corrections)
+}
+
 /// Reads a segment and returns the bytes of a clean version of it (every record that frames,
 /// decompresses, decodes and is accepted in this kind of log, re-framed in order with its stored
 /// payload and compression) and what the rest loses. Records at or after `cut` are dropped too.
@@ -652,7 +786,8 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
             .position(|s| !s.is_dir && !duplicated(s) && !errors_of(s).is_empty()),
         Mode::Salvage => None,
     };
-    let mut salvage_loss: Vec<Option<Loss>> = vec![None; log.segments.len()];
+    let correct = !opts.no_correct;
+    let mut salvage_loss: Vec<Option<(Loss, Vec<Correction>)>> = vec![None; log.segments.len()];
     let mut newest = None;
     for (i, seg) in log.segments.iter().enumerate() {
         if first_bad.is_some_and(|d| i > d) {
@@ -670,8 +805,9 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
             if opts.mode == Mode::Truncate || errors.iter().all(|f| is_tail_kind(f.kind)) {
                 first_lost > 0
             } else {
-                let (_, loss, kept) = with_segment(&seg.path, |d| salvage(d, log.kind, None))?;
-                salvage_loss[i] = Some(loss);
+                let (_, loss, kept, corr) =
+                    with_segment(&seg.path, |d| salvage_with(d, log.kind, None, correct))?;
+                salvage_loss[i] = Some((loss, corr));
                 kept > 0
             }
         };
@@ -770,9 +906,12 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
                 loss: with_segment(&seg.path, |d| loss_from(d, first_lost))?,
             });
         } else {
-            let loss = match salvage_loss[i].take() {
+            let (loss, corrections) = match salvage_loss[i].take() {
                 Some(l) => l,
-                None => with_segment(&seg.path, |d| salvage(d, log.kind, None).1)?,
+                None => with_segment(&seg.path, |d| {
+                    let (_, loss, _, corr) = salvage_with(d, log.kind, None, correct);
+                    (loss, corr)
+                })?,
             };
             // Checkpoint segments are always closed padded by Prometheus.
             let ckpt = log
@@ -781,6 +920,7 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
                 .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint."));
             p.actions.push(Action::SalvageSegment {
                 path: at_path.clone(),
+                corrections,
                 pad: pad_tail || !is_newest || ckpt,
                 loss,
             });
@@ -1405,8 +1545,23 @@ fn new_content(
         }
     };
     Ok(match a {
-        Action::SalvageSegment { path, pad, .. } => {
-            let (mut bytes, _, _) = with_segment(&src(path), |d| salvage(d, kind_for(path), None))?;
+        Action::SalvageSegment {
+            path,
+            pad,
+            corrections,
+            ..
+        } => {
+            // Corrections are redone from the bytes, and must come out as planned: the file
+            // is the one the plan read, or the rewrite is refused.
+            let (mut bytes, _, _, redone) = with_segment(&src(path), |d| {
+                salvage_with(d, kind_for(path), None, !corrections.is_empty())
+            })?;
+            if &redone != corrections {
+                return Err(io::Error::other(format!(
+                    "{}: changed since the plan (corrections differ); run walfix repair again",
+                    path.display()
+                )));
+            }
             if *pad {
                 pad_to_page(&mut bytes);
             }

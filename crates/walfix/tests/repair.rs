@@ -137,9 +137,16 @@ fn salvage_after_one_flipped_byte_loses_one_record_only() {
     )
     .unwrap();
     let (_t, data) = copy("small-clean--flip-byte");
-    let after = repair(&data, &opts(Mode::Salvage));
+    let mut o = opts(Mode::Salvage);
+    o.no_correct = true;
+    let after = repair(&data, &o);
     assert_eq!(after.totals.records + 1, orig.totals.records);
     assert_eq!(after.distinct_series, orig.distinct_series);
+
+    // With corrections (the default) the byte is changed back and nothing is lost.
+    let (_t, data) = copy("small-clean--flip-byte");
+    let after = repair(&data, &opts(Mode::Salvage));
+    assert_eq!(after.totals, orig.totals);
 }
 
 #[test]
