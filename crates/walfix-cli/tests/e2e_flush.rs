@@ -635,3 +635,128 @@ fn cli_flush_dry_run_json_and_refusals() {
     assert!(out.contains("no block to write"), "{out}");
     assert_eq!(blocks(&data), 2);
 }
+
+/// `walfix flush` SIGKILLed at several points, then rerun: the blocks hold exactly what an
+/// uninterrupted run writes, and nothing of the killed run is left behind.
+#[test]
+fn killed_flush_then_rerun_converges() {
+    use walfix_flush::read::read_block;
+    use walfix_format::encode::SegmentEncoder;
+    use walfix_format::fragment::Compression;
+    use walfix_format::record::{OwnedSeries, Record, Sample};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    // 3000 series, 6 h at 60 s: four 2 h windows, 1.08M samples.
+    let t0: i64 = 1_749_981_600_000 - 30 * 60_000;
+    let mut enc = SegmentEncoder::new();
+    let mut buf = Vec::new();
+    let mut put = |r: Record, enc: &mut SegmentEncoder| {
+        buf.clear();
+        r.encode(&mut buf);
+        enc.append(&buf, Compression::Snappy);
+    };
+    put(
+        Record::Series(
+            (0..3000u64)
+                .map(|i| OwnedSeries {
+                    series_ref: i + 1,
+                    labels: vec![
+                        (b"__name__".to_vec(), format!("m{}", i % 7).into_bytes()),
+                        (b"i".to_vec(), i.to_string().into_bytes()),
+                    ],
+                })
+                .collect(),
+        ),
+        &mut enc,
+    );
+    for k in 0..360i64 {
+        let samples = (0..3000u64)
+            .map(|i| Sample {
+                series_ref: i + 1,
+                t: t0 + k * 60_000,
+                st: 0,
+                v: (k as f64) * (i as f64 + 0.5),
+            })
+            .collect();
+        put(Record::Samples(samples), &mut enc);
+    }
+    fs::create_dir_all(src.join("wal")).unwrap();
+    fs::write(src.join("wal/00000000"), enc.bytes()).unwrap();
+
+    let walfix = || Command::new(env!("CARGO_BIN_EXE_walfix"));
+    let contents = |dir: &Path| {
+        let mut all = BTreeMap::new();
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        for n in &names {
+            if n == "wal" || n == "lock" {
+                continue;
+            }
+            assert!(n.len() == 26, "left behind: {n}");
+            let s = read_block(&dir.join(n), |l, samples| {
+                all.entry(l.clone())
+                    .or_insert_with(Vec::new)
+                    .extend_from_slice(samples)
+            })
+            .unwrap();
+            let m = s.meta.unwrap();
+            all.entry(vec![(b"~range".to_vec(), n.as_bytes().to_vec())])
+                .or_default()
+                .push((m.min_time, m.max_time as u64));
+        }
+        // Block ids differ between runs: keep the ranges, drop the ids.
+        let ranges: Vec<(i64, u64)> = all
+            .iter()
+            .filter(|(k, _)| k[0].0 == b"~range")
+            .flat_map(|(_, v)| v.clone())
+            .collect();
+        all.retain(|k, _| k[0].0 != b"~range");
+        (all, ranges)
+    };
+
+    let clean = tmp.path().join("clean");
+    common::copy_dir(&src, &clean);
+    let t = Instant::now();
+    run_ok(walfix().arg("flush").arg(&clean));
+    let full = t.elapsed();
+    let want = contents(&clean);
+    assert_eq!(want.1.len(), 4);
+
+    let mut interrupted = 0;
+    for (i, frac) in [0.1, 0.3, 0.5, 0.7, 0.9].iter().enumerate() {
+        let d = tmp.path().join(format!("k{i}"));
+        common::copy_dir(&src, &d);
+        let mut child = walfix()
+            .arg("flush")
+            .arg(&d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full.mul_f64(*frac));
+        let _ = child.kill();
+        let _ = child.wait();
+        let left: Vec<String> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != "wal")
+            .collect();
+        let done = left.iter().filter(|n| n.len() == 26).count();
+        if done < 4 {
+            interrupted += 1;
+        }
+        eprintln!("killed at {frac} of {full:?}: {done} blocks done, left: {left:?}");
+        run_ok(walfix().arg("flush").arg(&d));
+        let got = contents(&d);
+        assert_eq!(got.1, want.1, "kill at {frac} of the run: block ranges");
+        assert!(got.0 == want.0, "kill at {frac} of the run: samples differ");
+    }
+    assert!(
+        interrupted >= 2,
+        "the kills came too late to interrupt anything"
+    );
+}

@@ -185,6 +185,9 @@ pub struct FlushReport {
     pub blocks: Vec<BlockReport>,
     /// Bytes of spill written (closed chunks plus headers).
     pub spill_bytes: u64,
+    /// What a killed earlier run had left and this one removed first (spill directories,
+    /// unfinished `<ULID>.tmp-for-creation` blocks).
+    pub removed_leftovers: Vec<PathBuf>,
     /// Memory.
     pub memory: MemoryReport,
 }
@@ -552,6 +555,34 @@ fn blocks_end(dir: &Path) -> io::Result<Option<i64>> {
     Ok(end)
 }
 
+/// What a killed run leaves in `out_dir`: our spill directories, and (only when `out_dir` is
+/// the locked data dir, where no Prometheus can be compacting) blocks under construction,
+/// `<ULID>.tmp-for-creation`, which Prometheus itself deletes when it opens the data dir.
+/// A rerun removes them first; blocks already renamed into place stay, and their end makes the
+/// rerun skip the samples they hold, so a killed run followed by a rerun converges.
+fn remove_leftovers(out_dir: &Path, locked: bool) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let rd = match fs::read_dir(out_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let e = e?;
+        let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let building = name
+            .strip_suffix(".tmp-for-creation")
+            .is_some_and(block::is_ulid);
+        if (name.starts_with(SPILL_PREFIX) || (locked && building)) && e.file_type()?.is_dir() {
+            fs::remove_dir_all(e.path())?;
+            removed.push(e.path());
+        }
+    }
+    Ok(removed)
+}
+
 fn status_kb(key: &str) -> Option<u64> {
     let s = fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with(key))?;
@@ -613,6 +644,10 @@ pub fn flush(data_dir: &Path, opts: &FlushOptions) -> Result<FlushReport, FlushE
             min_valid = Some(min_valid.map_or(e, |m| m.max(e)));
         }
     }
+    let mut removed = Vec::new();
+    if !opts.dry_run {
+        removed = remove_leftovers(&out_dir, out_dir == data_dir)?;
+    }
     let spill_dir = if opts.dry_run {
         None
     } else {
@@ -620,9 +655,12 @@ pub fn flush(data_dir: &Path, opts: &FlushOptions) -> Result<FlushReport, FlushE
         fs::create_dir_all(&d)?;
         Some(d)
     };
-    let res = run(data_dir, &out_dir, opts, min_valid, spill_dir.clone());
+    let mut res = run(data_dir, &out_dir, opts, min_valid, spill_dir.clone());
     if let Some(d) = &spill_dir {
         let _ = fs::remove_dir_all(d);
+    }
+    if let Ok(r) = &mut res {
+        r.removed_leftovers = removed;
     }
     res
 }

@@ -444,3 +444,66 @@ fn tombstones_go_to_the_blocks_they_overlap() {
     let (got, _) = read_all(&data);
     assert_eq!(got[&a].len(), 180);
 }
+
+/// Killed at any point and rerun, it converges: blocks already renamed stay and their samples
+/// are skipped, a block under construction and the spill are removed, the rest is written.
+#[test]
+fn a_rerun_after_a_kill_converges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let l = labels(&[("__name__", "m")]);
+    let mut recs = vec![Record::Series(vec![OwnedSeries {
+        series_ref: 1,
+        labels: l.clone(),
+    }])];
+    // 5 h at 30 s: windows of 30 min, 2 h, 2 h, 30 min.
+    for i in 0..600 {
+        recs.push(Record::Samples(vec![sample(1, T0 + i * 30_000, i as f64)]));
+    }
+    write_segments(&data.join("wal"), 0, &[recs]);
+    let clean_dir = tmp.path().join("clean");
+    let clean = flush(
+        &data,
+        &FlushOptions {
+            output_dir: Some(clean_dir.clone()),
+            ..FlushOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(clean.blocks.len(), 4);
+    let (want, _) = read_all(&clean_dir);
+
+    // A run "killed" after renaming its first two blocks, while building the third, with its
+    // spill dir still there: simulated from a full run.
+    let rep = flush(&data, &FlushOptions::default()).unwrap();
+    for b in &rep.blocks[2..] {
+        fs::remove_dir_all(&b.path).unwrap();
+    }
+    let building = data.join(format!("{}.tmp-for-creation", rep.blocks[2].ulid));
+    fs::create_dir_all(building.join("chunks")).unwrap();
+    fs::write(building.join("index"), b"half").unwrap();
+    let spill = data.join(".walfix-flush-spill-1");
+    fs::create_dir_all(&spill).unwrap();
+    fs::write(spill.join("w1"), b"old").unwrap();
+
+    let again = flush(&data, &FlushOptions::default()).unwrap();
+    assert_eq!(again.blocks.len(), 2);
+    assert_eq!(
+        again.removed_leftovers.len(),
+        2,
+        "{:?}",
+        again.removed_leftovers
+    );
+    assert!(!building.exists() && !spill.exists());
+    let (got, ranges) = read_all(&data);
+    assert_eq!(got, want);
+    check_ranges(&ranges, T0 + 599 * 30_000);
+    assert_eq!(
+        ranges,
+        clean
+            .blocks
+            .iter()
+            .map(|b| (b.min_time, b.max_time))
+            .collect::<Vec<_>>()
+    );
+}
