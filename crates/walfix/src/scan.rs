@@ -405,7 +405,26 @@ fn scan_records(
                     continue;
                 }
             }
+            // Replay decodes a whole record before it applies any of it (head_wal.go: a decode
+            // error returns before the entries reach the workers), so a record that fails
+            // part-way counts for nothing: what the visit added is taken back.
+            let saved = (
+                col.stats.clone(),
+                col.min_t,
+                col.max_t,
+                col.defined.len(),
+                *col.unknown,
+                (rt == Some(RecordType::Series)).then(|| col.local.clone()),
+            );
             if let Err(e) = record::visit(rec.data, &mut col) {
+                let (st, lo, hi, n, unknown, local) = saved;
+                *col.stats = st;
+                (col.min_t, col.max_t) = (lo, hi);
+                col.defined.truncate(n);
+                *col.unknown = unknown;
+                if let Some(l) = local {
+                    col.local = l;
+                }
                 if acceptance == Acceptance::IgnoredByPrometheus {
                     // Replay skips this type without decoding it: damage, but no stop.
                     let p = Problem {
@@ -450,8 +469,7 @@ fn scan_records(
 
 fn add_problem(scan: &mut SegmentScan, p: Problem, stats: &Stats) {
     if p.is_error() && scan.samples_before_first_error.is_none() {
-        // Entries of a record that failed to decode part-way were counted: Prometheus would
-        // have applied them too before failing.
+        // Entries of a record that failed to decode are not counted (see the visit above).
         scan.samples_before_first_error =
             Some(stats.float_samples + stats.histogram_samples + stats.float_histogram_samples);
     }

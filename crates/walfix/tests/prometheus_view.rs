@@ -220,3 +220,21 @@ fn damage_in_a_record_replay_skips_is_not_where_prometheus_stops() {
         assert_eq!(f.lost_from, None, "{what}");
     }
 }
+
+/// Issue 12, defect 5: replay decodes a whole record before applying any of it
+/// (`head_wal.go` loadWAL returns on the decode error before the samples reach the workers), so
+/// the two whole samples before the broken one are not replayed, and `check` does not count
+/// them; the series record before it counts in full.
+#[test]
+fn a_record_that_decodes_half_way_counts_for_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_wal(tmp.path(), &[series(&[1, 2]), broken_samples()]);
+    let r = check(tmp.path(), &CheckOptions::default()).unwrap();
+    assert_eq!(r.totals.float_samples, 0, "{:#?}", r.totals);
+    assert_eq!(r.totals.series, 2);
+    assert_eq!(
+        r.totals.min_time, None,
+        "no sample time from the dropped record"
+    );
+    assert_eq!(r.totals.records, 2, "the record is still read");
+}
