@@ -1091,8 +1091,21 @@ fn recover_repair_file(
         None => Vec::new(),
     };
     // Prometheus's repair re-logs the records before the damage into a new segment: what the
-    // segment holds now must be a prefix of the .repair file, or the two have diverged.
-    if current.len() <= original.len() && current.iter().zip(&original).all(|(a, b)| a == b) {
+    // segment holds now must be a prefix of the .repair file, or the two have diverged. Or the
+    // segment is already what this action writes (a run killed after the rebuild, before the
+    // .repair file was removed): the .repair file's clean records, every one of them.
+    let prefix =
+        current.len() <= original.len() && current.iter().zip(&original).all(|(a, b)| a == b);
+    let rebuilt = !prefix && {
+        let kind = match kind_of(&seg_path) {
+            LogKind::Wbl => LogKind::Wbl,
+            _ if opts.flavor == WalFlavor::Agent => LogKind::Agent,
+            k => k,
+        };
+        let clean = with_segment(path, |d| salvage(d, kind, None).0)?;
+        record_payloads(&clean) == current
+    };
+    if prefix || rebuilt {
         // Where the segment will be once renamed: the 8-digit name Prometheus opens.
         let segment_path = match index {
             Some(i) => log.path.join(crate::layout::segment_name(i)),

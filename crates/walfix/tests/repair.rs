@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 use walfix::fsops::{FileWriter, Fs, RealFs};
-use walfix::repair::{execute, plan, Mode, RepairError, RepairOptions};
+use walfix::repair::{execute, plan, Action, Mode, RepairError, RepairOptions};
 use walfix::{check, CheckOptions, Report, Severity};
 
 fn testdata() -> PathBuf {
@@ -736,4 +736,74 @@ fn old_backups_are_pruned_to_keep_backups() {
         );
         assert!(p.backup_run.join("manifest.jsonl").is_file());
     }
+}
+
+/// Issue 12, defect 4: a repair killed after it rebuilt a segment from a `.repair` file that
+/// holds an undecodable record, before it removed the `.repair` file. The segment is then the
+/// `.repair` file's clean records; a rerun must finish (remove the `.repair` file, backed up),
+/// not call it diverged.
+#[test]
+fn a_rebuild_from_a_repair_file_killed_before_its_removal_is_finished_by_a_rerun() {
+    use walfix_format::encode::SegmentEncoder;
+    use walfix_format::fragment::Compression;
+    fn be64(b: &mut Vec<u8>, x: u64) {
+        b.extend_from_slice(&x.to_be_bytes());
+    }
+    // record.go: series = type 1, then per series be64 ref, uvarint label count, and each
+    // label as uvarint-length-prefixed name and value.
+    let mut series = vec![1u8];
+    be64(&mut series, 1);
+    series.extend([1, 8]);
+    series.extend(b"__name__");
+    series.extend([2]);
+    series.extend(b"up");
+    // samples = type 2, be64 base ref, be64 base time, then per sample varint dref, varint dt,
+    // be64 value; this one ends inside its first value: `invalid size`.
+    let sample = |tail_ok: bool| {
+        let mut b = vec![2u8];
+        be64(&mut b, 1);
+        be64(&mut b, 1_700_000_000_000);
+        b.extend([0, 0]);
+        if tail_ok {
+            be64(&mut b, 1f64.to_bits());
+        } else {
+            b.extend([0x3f, 0xf0]);
+        }
+        b
+    };
+    let mut enc = SegmentEncoder::new();
+    for r in [series.clone(), sample(true), sample(false), sample(true)] {
+        enc.append(&r, Compression::None);
+    }
+    let with_bad = enc.into_bytes();
+
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let wal = data.join("wal");
+    fs::create_dir_all(&wal).unwrap();
+    fs::write(wal.join("00000000.repair"), &with_bad).unwrap();
+    // What the rebuild writes: the clean records of the .repair file.
+    let (clean, _, kept) =
+        walfix::repair::salvage(&with_bad, walfix_format::record::LogKind::Wal, None);
+    assert_eq!(kept, 3);
+    fs::write(wal.join("00000000"), &clean).unwrap();
+
+    let o = opts(Mode::Salvage);
+    let p = plan(&data, &o).unwrap();
+    assert!(p.unresolved.is_empty(), "{:?}", p.unresolved);
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::RecoverRepairFile { .. })),
+        "{:?}",
+        p.actions
+    );
+    let after = execute(&p, &o, &RealFs).unwrap().after;
+    assert!(after.worst < Severity::Repairable, "{:#?}", after.findings);
+    assert!(!wal.join("00000000.repair").exists());
+    assert_eq!(fs::read(wal.join("00000000")).unwrap(), clean);
+    assert!(
+        backups(&data).iter().any(|(_, b)| *b == with_bad),
+        "the .repair file is backed up"
+    );
 }
