@@ -506,21 +506,46 @@ fn without_backup(mut s: BTreeMap<PathBuf, Vec<u8>>) -> BTreeMap<PathBuf, Vec<u8
 
 #[test]
 fn a_failure_at_any_step_then_a_rerun_equals_an_uninterrupted_repair() {
-    for (name, mode) in [
-        ("small-clean--flip-byte", Mode::Salvage),
-        ("small-clean--flip-byte", Mode::Truncate),
-        ("small-clean--gap", Mode::Salvage),
-        ("v3-checkpoint--ckpt-flip", Mode::Salvage),
+    let corpus = |name: &'static str| -> Box<dyn Fn() -> (tempfile::TempDir, PathBuf)> {
+        Box::new(move || copy(name))
+    };
+    for (name, setup, mode) in [
+        (
+            "small-clean--flip-byte",
+            corpus("small-clean--flip-byte"),
+            Mode::Salvage,
+        ),
+        (
+            "small-clean--flip-byte",
+            corpus("small-clean--flip-byte"),
+            Mode::Truncate,
+        ),
+        (
+            "small-clean--gap",
+            corpus("small-clean--gap"),
+            Mode::Salvage,
+        ),
+        (
+            "v3-checkpoint--ckpt-flip",
+            corpus("v3-checkpoint--ckpt-flip"),
+            Mode::Salvage,
+        ),
+        // Rebuilding a segment from a .repair file that holds an undecodable record.
+        (
+            "repair-file",
+            Box::new(|| repair_file_case(false)) as Box<dyn Fn() -> _>,
+            Mode::Salvage,
+        ),
     ] {
         let o = opts(mode);
-        let (_t0, clean_run) = copy(name);
+        let (_t0, clean_run) = setup();
         let original = snapshot(&clean_run);
         repair(&clean_run, &o);
         let want = without_backup(snapshot(&clean_run));
 
         let mut n = 0;
         loop {
-            let (_t, data) = copy(name);
+            let (_t, data) = setup();
             let fs_ = FailAt {
                 n,
                 count: AtomicUsize::new(0),
@@ -742,8 +767,12 @@ fn old_backups_are_pruned_to_keep_backups() {
 /// holds an undecodable record, before it removed the `.repair` file. The segment is then the
 /// `.repair` file's clean records; a rerun must finish (remove the `.repair` file, backed up),
 /// not call it diverged.
-#[test]
-fn a_rebuild_from_a_repair_file_killed_before_its_removal_is_finished_by_a_rerun() {
+/// A data dir whose `wal/00000000.repair` holds four records, the third of which does not
+/// decode (a samples record cut inside its first value: `invalid size`), as Prometheus's
+/// interrupted repair leaves it. `rebuilt`: `00000000` already holds the `.repair` file's clean
+/// records (a walfix run killed after the rebuild); otherwise only its first record (what
+/// Prometheus had re-logged).
+fn repair_file_case(rebuilt: bool) -> (tempfile::TempDir, PathBuf) {
     use walfix_format::encode::SegmentEncoder;
     use walfix_format::fragment::Compression;
     fn be64(b: &mut Vec<u8>, x: u64) {
@@ -758,7 +787,7 @@ fn a_rebuild_from_a_repair_file_killed_before_its_removal_is_finished_by_a_rerun
     series.extend([2]);
     series.extend(b"up");
     // samples = type 2, be64 base ref, be64 base time, then per sample varint dref, varint dt,
-    // be64 value; this one ends inside its first value: `invalid size`.
+    // be64 value.
     let sample = |tail_ok: bool| {
         let mut b = vec![2u8];
         be64(&mut b, 1);
@@ -771,23 +800,40 @@ fn a_rebuild_from_a_repair_file_killed_before_its_removal_is_finished_by_a_rerun
         }
         b
     };
+    let records = [series, sample(true), sample(false), sample(true)];
     let mut enc = SegmentEncoder::new();
-    for r in [series.clone(), sample(true), sample(false), sample(true)] {
-        enc.append(&r, Compression::None);
+    for r in &records {
+        enc.append(r, Compression::None);
     }
     let with_bad = enc.into_bytes();
-
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     let wal = data.join("wal");
     fs::create_dir_all(&wal).unwrap();
     fs::write(wal.join("00000000.repair"), &with_bad).unwrap();
-    // What the rebuild writes: the clean records of the .repair file.
-    let (clean, _, kept) =
-        walfix::repair::salvage(&with_bad, walfix_format::record::LogKind::Wal, None);
-    assert_eq!(kept, 3);
-    fs::write(wal.join("00000000"), &clean).unwrap();
+    let seg = if rebuilt {
+        let (clean, _, kept) =
+            walfix::repair::salvage(&with_bad, walfix_format::record::LogKind::Wal, None);
+        assert_eq!(kept, 3);
+        clean
+    } else {
+        let mut enc = SegmentEncoder::new();
+        enc.append(&records[0], Compression::None);
+        enc.into_bytes()
+    };
+    fs::write(wal.join("00000000"), seg).unwrap();
+    (t, data)
+}
 
+/// Issue 12, defect 4: a repair killed after it rebuilt a segment from a `.repair` file that
+/// holds an undecodable record, before it removed the `.repair` file. A rerun must finish
+/// (remove the `.repair` file, backed up), not call the two diverged.
+#[test]
+fn a_rebuild_from_a_repair_file_killed_before_its_removal_is_finished_by_a_rerun() {
+    let (_t, data) = repair_file_case(true);
+    let wal = data.join("wal");
+    let with_bad = fs::read(wal.join("00000000.repair")).unwrap();
+    let clean = fs::read(wal.join("00000000")).unwrap();
     let o = opts(Mode::Salvage);
     let p = plan(&data, &o).unwrap();
     assert!(p.unresolved.is_empty(), "{:?}", p.unresolved);
