@@ -141,11 +141,15 @@ impl<'a> BitReader<'a> {
             return None;
         }
         let mut v = 0u64;
-        for _ in 0..n {
+        let mut left = n;
+        while left > 0 {
             let byte = self.b[self.bit / 8];
-            let bit = (byte >> (7 - (self.bit % 8))) & 1;
-            v = (v << 1) | bit as u64;
-            self.bit += 1;
+            let used = (self.bit % 8) as u32;
+            let take = left.min(8 - used);
+            let bits = (byte >> (8 - used - take)) & ((1u16 << take) - 1) as u8;
+            v = (v << take) | bits as u64;
+            self.bit += take as usize;
+            left -= take;
         }
         Some(v)
     }

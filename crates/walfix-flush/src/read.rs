@@ -7,7 +7,7 @@
 //! with the series). Memory: the whole postings of the block and one series' samples at a time
 //! (test-helper quality; fine for verification, not for huge blocks).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use walfix::mmap::SegmentData;
@@ -40,6 +40,48 @@ pub struct BlockSummary {
     pub postings: u64,
     /// Tombstone intervals: the series' labels, mint, maxt (file order).
     pub tombstones: Vec<(OwnedLabels, i64, i64)>,
+}
+
+/// Calls `f` with each (name, value, offset) entry of the postings offset table `body`.
+fn postings_table<'a>(
+    body: &'a [u8],
+    f: &mut dyn FnMut(&'a [u8], &'a [u8], usize) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut c = Cursor::new(body);
+    let n = c.be32().ok_or("postings table: count")?;
+    for _ in 0..n {
+        if c.uvarint() != Some(2) {
+            return err("postings table: key count is not 2");
+        }
+        let name = c.uvarint_bytes().ok_or("postings table: truncated")?;
+        let value = c.uvarint_bytes().ok_or("postings table: truncated")?;
+        let off = c.uvarint().ok_or("postings table: truncated")? as usize;
+        f(name, value, off)?;
+    }
+    if c.rest() != 0 {
+        return err("postings table: trailing bytes");
+    }
+    Ok(())
+}
+
+/// True if the series entry at `pos` (already checked) has the label `name=value`.
+fn series_has(b: &[u8], pos: usize, symbols: &[&[u8]], name: &[u8], value: &[u8]) -> bool {
+    let Some((_, n)) = uvarint(&b[pos..]) else {
+        return false;
+    };
+    let mut c = Cursor::new(&b[pos + n..]);
+    let Some(nl) = c.uvarint() else {
+        return false;
+    };
+    for _ in 0..nl {
+        let (Some(x), Some(y)) = (c.uvarint(), c.uvarint()) else {
+            return false;
+        };
+        if symbols.get(x as usize) == Some(&name) && symbols.get(y as usize) == Some(&value) {
+            return true;
+        }
+    }
+    false
 }
 
 fn err<T>(what: impl Into<String>) -> Result<T, String> {
@@ -158,55 +200,31 @@ pub fn read_block(
         return err("TOC: series offset is not the end of the symbol table");
     }
 
-    // Postings offset table.
-    let body = section(b, postings_table_off, "postings offset table")?;
-    let mut c = Cursor::new(body);
-    let n = c.be32().ok_or("postings table: count")?;
-    let mut table: Vec<(&[u8], &[u8], usize)> = Vec::new();
-    for _ in 0..n {
-        if c.uvarint() != Some(2) {
-            return err("postings table: key count is not 2");
+    // Postings offset table: sorted keys, the all-postings key first. The lists are checked
+    // after the series, one at a time (no table or list is held in memory).
+    let table_body = section(b, postings_table_off, "postings offset table")?;
+    let mut prev_key: Option<(&[u8], &[u8])> = None;
+    let mut end = postings_table_off;
+    let mut first_key = None;
+    postings_table(table_body, &mut |name, value, off| {
+        if prev_key.is_some_and(|p| p >= (name, value)) {
+            return err("postings table: keys not sorted");
         }
-        let name = c.uvarint_bytes().ok_or("postings table: truncated")?;
-        let value = c.uvarint_bytes().ok_or("postings table: truncated")?;
-        let off = c.uvarint().ok_or("postings table: truncated")? as usize;
-        if let Some(l) = table.last() {
-            if (l.0, l.1) >= (name, value) {
-                return err("postings table: keys not sorted");
-            }
+        if first_key.is_none() {
+            first_key = Some((name, value));
         }
-        table.push((name, value, off));
-    }
-    if table.first().map(|x| (x.0, x.1)) != Some((b"".as_slice(), b"".as_slice())) {
+        prev_key = Some((name, value));
+        end = end.min(off);
+        out.postings += 1;
+        Ok(())
+    })?;
+    if first_key != Some((b"".as_slice(), b"".as_slice())) {
         return err("postings table: no all-postings key first");
     }
-    let mut lists: BTreeMap<(&[u8], &[u8]), Vec<u32>> = BTreeMap::new();
-    for (name, value, off) in &table {
-        if off % 4 != 0 {
-            return err("postings list not 4-byte aligned");
-        }
-        let body = section(b, *off, "postings list")?;
-        let mut c = Cursor::new(body);
-        let k = c.be32().ok_or("postings: count")? as usize;
-        if body.len() != 4 + 4 * k {
-            return err("postings: length does not match count");
-        }
-        let refs: Vec<u32> = (0..k).map(|_| c.be32().unwrap()).collect();
-        if refs.windows(2).any(|w| w[0] >= w[1]) {
-            return err("postings: refs not strictly increasing");
-        }
-        lists.insert((name, value), refs);
-    }
-    out.postings = lists.len() as u64;
 
     // Series, from the first 16-byte boundary after the symbols up to the first postings list.
-    let end = table
-        .iter()
-        .map(|x| x.2)
-        .min()
-        .unwrap_or(postings_table_off);
     let mut pos = series_off;
-    let mut seen: HashMap<(&[u8], &[u8]), Vec<u32>> = HashMap::new();
+    let mut pairs_total = 0u64;
     let mut all = Vec::new();
     let mut prev_labels: Option<Vec<(&[u8], &[u8])>> = None;
     let mut last_ref = 0u64;
@@ -246,7 +264,7 @@ pub fn read_block(
                 return err("series: label names not sorted or not unique");
             }
             labels.push((nm, vl));
-            seen.entry((nm, vl)).or_default().push(sref);
+            pairs_total += 1;
         }
         if let Some(p) = &prev_labels {
             if *p >= labels {
@@ -342,16 +360,54 @@ pub fn read_block(
     }
     data.check_intact(dir).map_err(|e| e.to_string())?;
 
-    if lists.get(&(b"".as_slice(), b"".as_slice())) != Some(&all) {
-        return err("all-postings list differs from the series");
-    }
-    if lists.len() != seen.len() + 1 {
-        return err("postings lists differ from the series' label pairs");
-    }
-    for (k, v) in &seen {
-        if lists.get(k) != Some(v) {
-            return err("a postings list differs from the series that carry its pair");
+    // Postings: each list CRC-checked, strictly increasing, every ref a series that carries the
+    // pair; the all-postings list is every series in order; and the entries add up to the
+    // label pairs of all series. Distinct keys and strictly increasing refs make the entries
+    // distinct facts that are all true, so equal counts mean every pair of every series is in
+    // its list.
+    let mut entries = 0u64;
+    let mut first = true;
+    postings_table(table_body, &mut |name, value, off| {
+        if off % 4 != 0 {
+            return err("postings list not 4-byte aligned");
         }
+        let body = section(b, off, "postings list")?;
+        let mut c = Cursor::new(body);
+        let k = c.be32().ok_or("postings: count")? as usize;
+        if body.len() != 4 + 4 * k {
+            return err("postings: length does not match count");
+        }
+        let mut prev = None;
+        for i in 0..k {
+            let r = c.be32().unwrap();
+            if prev.is_some_and(|p| p >= r) {
+                return err("postings: refs not strictly increasing");
+            }
+            prev = Some(r);
+            if first {
+                if all.get(i) != Some(&r) {
+                    return err("all-postings list differs from the series");
+                }
+                continue;
+            }
+            if all.binary_search(&r).is_err() {
+                return err("postings: ref is no series");
+            }
+            if !series_has(b, r as usize * SERIES_ALIGN as usize, &symbols, name, value) {
+                return err("a postings list names a series without its pair");
+            }
+        }
+        if first && k != all.len() {
+            return err("all-postings list differs from the series");
+        }
+        if !first {
+            entries += k as u64;
+        }
+        first = false;
+        Ok(())
+    })?;
+    if entries != pairs_total {
+        return err("postings lists differ from the series' label pairs");
     }
     for (r, mint, maxt) in stone_list {
         match stone_labels.get(&r) {
