@@ -34,6 +34,15 @@ pub trait Fs: Sync {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Appends one line to `path` (created if missing) and fsyncs it.
     fn append_line(&self, path: &Path, line: &[u8]) -> io::Result<()>;
+    /// Cuts or extends (with zeros, as a hole) the file at `path` to `len` bytes, in place, and
+    /// fsyncs it. Repair uses it only where the bytes kept are unchanged (a torn tail cut off,
+    /// a last page zero-padded), so a crash leaves the old file or the new one, and it needs no
+    /// free space.
+    fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(len)?;
+        f.sync_all()
+    }
     /// Sets the owner (when `owner` is given) and the permission bits of `path`.
     fn set_owner_mode(&self, path: &Path, owner: Option<(u32, u32)>, mode: u32) -> io::Result<()> {
         set_owner_mode(path, owner, mode)

@@ -287,7 +287,7 @@ pub enum RepairError {
     #[error("{0}: stop it first, or pass --force if you are sure nothing writes to this WAL")]
     Live(crate::live::Live),
     /// The backup dir cannot be written.
-    #[error("cannot write the backup directory {path}: {err}")]
+    #[error("cannot write the backup directory {path}: {err}; fix its permissions or free space there, or choose --backup-dir (on another disk if this one is full)")]
     Backup {
         /// The dir.
         path: PathBuf,
@@ -295,7 +295,7 @@ pub enum RepairError {
         err: io::Error,
     },
     /// Not enough free space.
-    #[error("not enough free space on {path}: {needed} bytes needed, {available} available (zero-padding or backing up would fail like `zero-pad torn page: no space left on device`); free space or choose --backup-dir on another disk")]
+    #[error("not enough free space on {path}: {needed} bytes needed for {what}, {available} available (writing would fail like `zero-pad torn page: no space left on device`); {advice}")]
     NoSpace {
         /// Where.
         path: PathBuf,
@@ -303,6 +303,10 @@ pub enum RepairError {
         needed: u64,
         /// Bytes free.
         available: u64,
+        /// What needs them.
+        what: &'static str,
+        /// What to do.
+        advice: &'static str,
     },
     /// A step failed part-way; rerunning `walfix repair` finishes the job.
     #[error("{step}: {err} (nothing is lost: rerun `walfix repair` to finish)")]
@@ -1441,10 +1445,17 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
         })?;
     let backup_free = fs_.free_space(&plan.backup_dir)?;
     if backup_free < plan.backup_bytes {
+        let default_dir = opts.backup_dir.is_none();
         return Err(RepairError::NoSpace {
             path: plan.backup_dir.clone(),
             needed: plan.backup_bytes,
             available: backup_free,
+            what: "the backup of every file the repair changes",
+            advice: if default_dir {
+                "free space, or put the backup on another disk with --backup-dir"
+            } else {
+                "free space there, or choose another --backup-dir"
+            },
         });
     }
     // A rewrite needs room for the new file next to the old one, plus any padding. Sizes are
@@ -1462,9 +1473,8 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
         .actions
         .iter()
         .map(|a| match a {
-            Action::SalvageSegment { path, .. }
-            | Action::TruncateSegment { path, .. }
-            | Action::PadSegment { path, .. } => {
+            // Cutting a tail and zero-padding are done in place and take no space.
+            Action::SalvageSegment { path, .. } => {
                 fs::metadata(before_rename(path))
                     .map(|m| m.len())
                     .unwrap_or(0)
@@ -1480,6 +1490,8 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
             path: plan.data_root.clone(),
             needed: wal_need,
             available: wal_free,
+            what: "a rewritten segment beside the old one until it replaces it",
+            advice: "free space on this volume (the backup dir does not help here)",
         });
     }
 
@@ -1619,14 +1631,31 @@ fn new_content(
 fn apply(fs_: &dyn Fs, a: &Action, opts: &RepairOptions) -> Result<(), RepairError> {
     let what = |verb: &str, p: &Path| format!("{verb} {}", p.display());
     match a {
-        Action::SalvageSegment { path, .. }
-        | Action::TruncateSegment { path, .. }
-        | Action::PadSegment { path, .. } => {
+        Action::SalvageSegment { path, .. } => {
             let bytes = new_content(a, opts, &|p| p.to_path_buf())
                 .map_err(step(what("reading", path)))?
                 .unwrap_or_default();
             replace_file(fs_, path, &mut |w| w.write_all(&bytes))
                 .map_err(step(what("rewriting", path)))
+        }
+        // In place: the bytes kept do not change, and a full disk has room for this.
+        Action::TruncateSegment { path, at, pad, .. } => {
+            fs_.set_len(path, *at)
+                .map_err(step(what("truncating", path)))?;
+            let padded = (*at).div_ceil(PAGE_SIZE as u64) * PAGE_SIZE as u64;
+            if *pad && padded > *at {
+                fs_.set_len(path, padded)
+                    .map_err(step(what("zero-padding", path)))?;
+            }
+            Ok(())
+        }
+        Action::PadSegment { path, .. } => {
+            let len = fs::metadata(path)
+                .map_err(step(what("reading", path)))?
+                .len();
+            let padded = len.div_ceil(PAGE_SIZE as u64) * PAGE_SIZE as u64;
+            fs_.set_len(path, padded)
+                .map_err(step(what("zero-padding", path)))
         }
         Action::DeleteSegment { path, .. } | Action::MoveToBackup { path, .. } => {
             let meta = fs::symlink_metadata(path).map_err(step(what("reading", path)))?;

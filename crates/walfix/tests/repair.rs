@@ -485,6 +485,10 @@ impl Fs for FailAt {
         self.tick()?;
         RealFs.set_owner_mode(path, owner, mode)
     }
+    fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.tick()?;
+        RealFs.set_len(path, len)
+    }
 }
 
 /// Every backed-up file, keyed by its path inside its run directory (`walfix-backup/<run>/`).
@@ -529,6 +533,17 @@ fn a_failure_at_any_step_then_a_rerun_equals_an_uninterrupted_repair() {
             "v3-checkpoint--ckpt-flip",
             corpus("v3-checkpoint--ckpt-flip"),
             Mode::Salvage,
+        ),
+        // Tails cut in place (an older segment also zero-padded in place).
+        (
+            "small-clean--trunc-tail",
+            corpus("small-clean--trunc-tail"),
+            Mode::Salvage,
+        ),
+        (
+            "small-clean--trunc-multipage",
+            corpus("small-clean--trunc-multipage"),
+            Mode::Truncate,
         ),
         // Rebuilding a segment from a .repair file that holds an undecodable record.
         (
@@ -852,4 +867,88 @@ fn a_rebuild_from_a_repair_file_killed_before_its_removal_is_finished_by_a_rerun
         backups(&data).iter().any(|(_, b)| *b == with_bad),
         "the .repair file is backed up"
     );
+}
+
+/// The real file system with no free space under `full`, plenty elsewhere.
+struct FullUnder {
+    full: PathBuf,
+}
+
+impl Fs for FullUnder {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FileWriter + '_>> {
+        if path.starts_with(&self.full) {
+            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        RealFs.create(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        RealFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        RealFs.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        RealFs.remove_dir_all(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        RealFs.create_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        RealFs.sync_dir(path)
+    }
+    fn append_line(&self, path: &Path, line: &[u8]) -> io::Result<()> {
+        RealFs.append_line(path, line)
+    }
+    fn free_space(&self, path: &Path) -> io::Result<u64> {
+        Ok(if path.starts_with(&self.full) {
+            0
+        } else {
+            1 << 40
+        })
+    }
+}
+
+/// Issue 12, defect 11: on a full volume a torn tail is cut in place (no new file is written
+/// there), so with the backup on another disk the repair goes through; with the backup on the
+/// full volume the message says to move the backup, and nothing changes.
+#[test]
+fn a_torn_tail_on_a_full_volume_is_cut_in_place_with_the_backup_elsewhere() {
+    for name in [
+        "small-clean--trunc-tail",
+        "v3-snappy-small--trunc-tail-unaligned",
+    ] {
+        let (t, data) = copy(name);
+        let elsewhere = t.path().join("other-disk");
+        let fs_ = FullUnder { full: data.clone() };
+        let before = snapshot(&data);
+
+        let o = opts(Mode::Salvage);
+        let p = plan(&data, &o).unwrap();
+        let msg = execute(&p, &o, &fs_).unwrap_err().to_string();
+        assert!(msg.contains("--backup-dir"), "{name}: {msg}");
+        assert_eq!(snapshot(&data), before, "{name}");
+
+        let o = RepairOptions {
+            backup_dir: Some(elsewhere.clone()),
+            ..opts(Mode::Salvage)
+        };
+        let p = plan(&data, &o).unwrap();
+        let after = execute(&p, &o, &fs_).unwrap().after;
+        assert!(
+            after.worst < Severity::Repairable,
+            "{name}: {:#?}",
+            after.findings
+        );
+        // The original is in the backup on the other disk, byte for byte.
+        let kept = snapshot(&elsewhere);
+        for (rel, bytes) in &before {
+            if snapshot(&data).get(rel) != Some(bytes) {
+                assert!(
+                    kept.values().any(|b| b == bytes),
+                    "{name}: {} lost",
+                    rel.display()
+                );
+            }
+        }
+    }
 }
