@@ -10,6 +10,8 @@ use walfix_format::frames::{RecordEvent, RecordReader};
 use walfix_format::record::LogKind;
 
 fn bench(c: &mut Criterion) {
+    // As the walfix binary does: mapped segments with the SIGBUS guard.
+    walfix::mmap::enable_process_wide();
     let mut inputs = vec![
         (
             SegmentSpec::snappy(32 << 20).name(),

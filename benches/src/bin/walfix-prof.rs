@@ -18,6 +18,7 @@ use walfix_benches::{segment, SegmentSpec};
 use walfix_format::record::LogKind;
 
 fn main() {
+    walfix::mmap::enable_process_wide();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     match a.as_slice() {

@@ -96,6 +96,9 @@ enum LevelArg {
 const EXIT_OPERATIONAL: u8 = 3;
 
 fn main() -> ExitCode {
+    // The binary owns its process: map segments behind the SIGBUS guard, cap malloc's
+    // retention (walfix::mmap::enable_process_wide).
+    walfix::mmap::enable_process_wide();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -213,7 +213,7 @@ mod sigbus {
     /// Registers the map at `start..start + len`; `None` if the handler could not be installed
     /// or the table is full (the caller then reads the file instead of mapping it).
     pub fn register(start: usize, len: usize) -> Option<Registration> {
-        if !installed() || start == 0 || len == 0 {
+        if !super::process_wide() || !installed() || start == 0 || len == 0 {
             return None;
         }
         for (i, slot) in TABLE.iter().enumerate() {
@@ -308,6 +308,23 @@ mod sigbus {
     }
 }
 
+static PROCESS_WIDE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Lets walfix change two things that belong to the whole process: a SIGBUS handler (installed
+/// at the first map; it turns a file truncated under one of our maps into zero pages instead of
+/// a crash, and hands every other SIGBUS to the previous handler) and glibc's mmap threshold
+/// ([`limit_allocator_retention`]). The `walfix` binary turns this on first thing. A program
+/// using the library that leaves it off keeps its own signal handling and allocator settings;
+/// segments are then read into memory instead of mapped (slower, and memory grows with the
+/// largest segment), never mapped without the guard.
+pub fn enable_process_wide() {
+    PROCESS_WIDE.store(true, std::sync::atomic::Ordering::Release);
+}
+
+fn process_wide() -> bool {
+    PROCESS_WIDE.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// Buffers at least this large get their own mapping from glibc's malloc and go back to the
 /// system when freed (see [`limit_allocator_retention`]).
 pub const LARGE_ALLOCATION: usize = 4 << 20;
@@ -320,6 +337,9 @@ pub const LARGE_ALLOCATION: usize = 4 << 20;
 /// A fixed threshold of [`LARGE_ALLOCATION`] turns that off. Called once by the scanner; does
 /// nothing on other C libraries.
 pub fn limit_allocator_retention() {
+    if !process_wide() {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();

@@ -325,12 +325,13 @@ fn segment_shrinking_between_discovery_and_scan() {
 /// and the data says it is no longer intact, naming the file.
 #[test]
 fn segment_truncated_while_mapped_does_not_crash_and_is_reported() {
+    walfix::mmap::enable_process_wide();
     let (_tmp, wal) = wal_dir();
     let long = segment(3, &(3..8).map(up).collect::<Vec<_>>(), 3000);
     let seg = wal.join("00000001");
     fs::write(&seg, &long).unwrap();
     let data = walfix::mmap::SegmentData::open(&seg).unwrap();
-    assert!(data.is_mapped());
+    assert!(data.is_mapped(), "enable_process_wide was called");
     assert!(data.intact());
     let cut = 32768 + 1000;
     fs::OpenOptions::new()
