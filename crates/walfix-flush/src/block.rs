@@ -215,8 +215,11 @@ pub struct IndexWriter {
     toc_series: u64,
     /// Global string id -> position in this index's symbol table.
     sym: HashMap<u32, u32>,
-    /// (name id, value id) -> series refs, in series order.
-    postings: HashMap<[u32; 2], Vec<u32>>,
+    /// Position -> global string id.
+    by_pos: Vec<u32>,
+    /// (name position, value position, series ref) of every label of every series: 12 B a
+    /// pair. Positions sort like the strings, so sorting these gives the postings in order.
+    postings: Vec<(u32, u32, u32)>,
     all: Vec<u32>,
     last_chunk_ref: u64,
 }
@@ -232,7 +235,8 @@ impl IndexWriter {
             toc_symbols: 0,
             toc_series: 0,
             sym: HashMap::with_capacity(symbols.len()),
-            postings: HashMap::new(),
+            by_pos: symbols.to_vec(),
+            postings: Vec::new(),
             all: Vec::new(),
             last_chunk_ref: 0,
         };
@@ -293,14 +297,15 @@ impl IndexWriter {
         let mut body = Vec::with_capacity(16 + pairs.len() * 4 + chunks.len() * 8);
         put_uvarint(&mut body, pairs.len() as u64);
         for p in pairs {
-            for id in p {
-                let s = *self
+            let mut pos = [0u32; 2];
+            for (k, id) in p.iter().enumerate() {
+                pos[k] = *self
                     .sym
                     .get(id)
                     .ok_or_else(|| io::Error::other("label string not in the symbol table"))?;
-                put_uvarint(&mut body, s as u64);
+                put_uvarint(&mut body, pos[k] as u64);
             }
-            self.postings.entry(*p).or_default().push(sref);
+            self.postings.push((pos[0], pos[1], sref));
         }
         self.all.push(sref);
         put_uvarint(&mut body, chunks.len() as u64);
@@ -344,28 +349,39 @@ impl IndexWriter {
         let toc_label_indices = self.pos;
         let toc_postings = self.pos;
         let all = std::mem::take(&mut self.all);
-        let mut table: Vec<(&[u8], &[u8], u64)> = Vec::with_capacity(self.postings.len() + 1);
-        let off = self.posting(&all)?;
-        table.push((b"", b"", off));
-        let mut keys: Vec<[u32; 2]> = self.postings.keys().copied().collect();
-        keys.sort_by(|a, b| {
-            (strings.get(a[0]), strings.get(a[1])).cmp(&(strings.get(b[0]), strings.get(b[1])))
-        });
-        for k in keys {
-            let refs = self.postings.remove(&k).unwrap_or_default();
-            let off = self.posting(&refs)?;
-            table.push((strings.get(k[0]), strings.get(k[1]), off));
-        }
-        let toc_postings_table = self.pos;
-        let mut body = (table.len() as u32).to_be_bytes().to_vec();
-        for (n, v, off) in &table {
-            put_uvarint(&mut body, 2);
-            put_uvarint(&mut body, n.len() as u64);
+        // The postings offset table's body, built as the lists are written (count filled in
+        // at the end): `uvarint 2 | uvarint-len name | uvarint-len value | uvarint offset`.
+        let mut body = vec![0u8; 4];
+        let mut count = 0u32;
+        let mut entry = |body: &mut Vec<u8>, n: &[u8], v: &[u8], off: u64| {
+            put_uvarint(body, 2);
+            put_uvarint(body, n.len() as u64);
             body.extend_from_slice(n);
-            put_uvarint(&mut body, v.len() as u64);
+            put_uvarint(body, v.len() as u64);
             body.extend_from_slice(v);
-            put_uvarint(&mut body, *off);
+            put_uvarint(body, off);
+            count += 1;
+        };
+        let off = self.posting(&all)?;
+        entry(&mut body, b"", b"", off);
+        let mut postings = std::mem::take(&mut self.postings);
+        postings.sort_unstable();
+        let mut refs = Vec::new();
+        let mut i = 0;
+        while i < postings.len() {
+            let (n, v) = (postings[i].0, postings[i].1);
+            refs.clear();
+            while i < postings.len() && (postings[i].0, postings[i].1) == (n, v) {
+                refs.push(postings[i].2);
+                i += 1;
+            }
+            let off = self.posting(&refs)?;
+            let (n, v) = (self.by_pos[n as usize], self.by_pos[v as usize]);
+            entry(&mut body, strings.get(n), strings.get(v), off);
         }
+        drop(postings);
+        let toc_postings_table = self.pos;
+        body[..4].copy_from_slice(&count.to_be_bytes());
         if body.len() > u32::MAX as usize {
             return Err(io::Error::other("postings offset table larger than 4 GiB"));
         }

@@ -254,12 +254,54 @@ struct SeriesState {
     open: Option<Box<XorEncoder>>,
 }
 
+const NO_SERIES: u32 = u32::MAX;
+
+/// WAL series ref -> series index. Prometheus allocates refs from 1 upwards, so a dense vector
+/// (4 B a ref) serves them while they stay below 4x the series count (+1024); refs beyond go to
+/// a map.
+#[derive(Default)]
+struct RefMap {
+    dense: Vec<u32>,
+    sparse: HashMap<u64, u32>,
+}
+
+impl RefMap {
+    fn get(&self, r: u64) -> Option<u32> {
+        match self.dense.get(r as usize) {
+            Some(&i) if i != NO_SERIES => Some(i),
+            _ if self.sparse.is_empty() => None,
+            _ => self.sparse.get(&r).copied(),
+        }
+    }
+
+    fn insert(&mut self, r: u64, idx: u32, series: usize) {
+        let limit = 4 * (series as u64 + 1024);
+        if r < limit {
+            let r = r as usize;
+            if r >= self.dense.len() {
+                let want = (r + 1).max(self.dense.len() * 2).min(limit as usize);
+                self.dense.resize(want, NO_SERIES);
+            }
+            self.dense[r] = idx;
+            if !self.sparse.is_empty() {
+                self.sparse.remove(&(r as u64));
+            }
+        } else {
+            self.sparse.insert(r, idx);
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.dense.capacity() * 4 + self.sparse.capacity() * 24
+    }
+}
+
 /// The pass: replay's rules and the per-window spill.
 struct Pass {
     strings: Interner,
     labels: LabelStore,
     series: Vec<SeriesState>,
-    refs: HashMap<u64, u32>,
+    refs: RefMap,
     by_hash: HashMap<u64, u32>,
     windows: BTreeMap<i64, Window>,
     spill_dir: Option<PathBuf>,
@@ -368,7 +410,7 @@ impl Pass {
             return Ok(());
         }
         self.out.float_samples += 1;
-        let Some(&idx) = self.refs.get(&series_ref) else {
+        let Some(idx) = self.refs.get(series_ref) else {
             self.out.dropped_unknown_ref += 1;
             return Ok(());
         };
@@ -433,7 +475,8 @@ impl Visitor for Pass {
                 .map(|p| (self.strings.get(p[0]), self.strings.get(p[1]))),
         );
         let idx = self.find_or_add_series(&pairs, hash);
-        self.refs.insert(s.series_ref, idx);
+        let n = self.series.len();
+        self.refs.insert(s.series_ref, idx, n);
         self.scratch = pairs;
     }
 
@@ -463,8 +506,8 @@ impl Visitor for Pass {
             return;
         }
         // head_wal.go loadWAL: skipped if it ends before minValidTime or names no series.
-        match self.refs.get(&t.series_ref) {
-            Some(&idx) if t.maxt >= self.min_valid && t.mint <= t.maxt => {
+        match self.refs.get(t.series_ref) {
+            Some(idx) if t.maxt >= self.min_valid && t.mint <= t.maxt => {
                 self.tombstones.push((idx, t.mint, t.maxt));
                 self.out.tombstones += 1;
             }
@@ -677,7 +720,7 @@ fn run(
         strings: Interner::default(),
         labels: LabelStore::default(),
         series: Vec::new(),
-        refs: HashMap::new(),
+        refs: RefMap::default(),
         by_hash: HashMap::new(),
         windows: BTreeMap::new(),
         spill_dir,
@@ -719,13 +762,13 @@ fn run(
     pass.out.memory.series_tables_bytes = (pass.strings.heap_bytes()
         + pass.labels.heap_bytes()
         + pass.series.capacity() * std::mem::size_of::<SeriesState>()
-        + pass.refs.capacity() * 24
+        + pass.refs.heap_bytes()
         + pass.by_hash.capacity() * 24) as u64;
     let with_samples = pass.series.iter().filter(|s| s.last_t != i64::MIN).count() as u64;
     pass.out.series_without_samples = pass.out.series - with_samples;
     // The per-series state is not needed to finish the windows.
     pass.series = Vec::new();
-    pass.refs = HashMap::new();
+    pass.refs = RefMap::default();
     pass.by_hash = HashMap::new();
 
     let now = SystemTime::now()
@@ -934,4 +977,28 @@ fn write_window(
         tombstones: intervals.len() as u64,
         written: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RefMap;
+
+    #[test]
+    fn ref_map_dense_and_sparse() {
+        let mut m = RefMap::default();
+        m.insert(1, 0, 1);
+        m.insert(7_000_000_000, 1, 2);
+        m.insert(5000, 2, 3); // beyond 4 x (3 + 1024): sparse for now
+        assert_eq!(m.get(1), Some(0));
+        assert_eq!(m.get(7_000_000_000), Some(1));
+        assert_eq!(m.get(5000), Some(2));
+        assert_eq!(m.get(2), None);
+        assert_eq!(m.get(u64::MAX), None);
+        // With more series, 5000 becomes dense; a new mapping replaces the sparse one.
+        m.insert(5000, 9, 2000);
+        assert_eq!(m.get(5000), Some(9));
+        assert!(!m.sparse.contains_key(&5000));
+        m.insert(1, 4, 2000);
+        assert_eq!(m.get(1), Some(4));
+    }
 }
