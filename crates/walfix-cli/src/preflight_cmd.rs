@@ -205,6 +205,9 @@ struct Ctx<'a> {
     out: Out,
     warnings: Vec<String>,
     changes: Vec<String>,
+    /// The data dir's lock, held from the live check to the end (released at exec: the file
+    /// is close-on-exec), so nothing starts on the data dir between check and repair.
+    lock: Option<repair::DirLock>,
 }
 
 pub fn run(args: PreflightArgs) -> ExitCode {
@@ -223,6 +226,7 @@ pub fn run(args: PreflightArgs) -> ExitCode {
         },
         warnings: Vec::new(),
         changes: Vec::new(),
+        lock: None,
     };
     if !cx.args.json {
         let line = format!(
@@ -419,9 +423,8 @@ fn live(cx: &mut Ctx, path: &Path) -> Result<(), Stop> {
             format!("{msg}; nothing was changed"),
         ))
     };
-    // Held only for the check: repair takes it again for its own run.
     match repair::lock(path) {
-        Ok(_held) => {}
+        Ok(held) => cx.lock = Some(held),
         Err(repair::RepairError::Locked(_)) => {
             return refuse(
                 cx,
@@ -522,7 +525,17 @@ fn permissions(cx: &mut Ctx, path: &Path) -> Result<(), Stop> {
         };
         let msg = format!(
             "Prometheus runs as {who} and {first}{more}: it would fail like `open {}: permission denied`; run walfix as root with --fix-ownership, or set the pod's fsGroup",
-            show_path(&path.join("queries.active"))
+            // The file it would open first where it is not allowed to.
+            r.problems
+                .first()
+                .map(|p| match p.need {
+                    perms::Need::Directory if p.path == path => {
+                        show_path(&path.join("queries.active"))
+                    }
+                    perms::Need::Directory => format!("{}/...", show_path(&p.path)),
+                    _ => show_path(&p.path),
+                })
+                .unwrap_or_default()
         );
         cx.out.check(
             "permissions",
@@ -748,6 +761,8 @@ fn salvage(
         flavor: flavor(cx.args),
         backup_dir: cx.args.backup_dir.clone(),
         keep_backups: (cx.args.keep_backups > 0).then_some(cx.args.keep_backups),
+        // This run holds the lock since its live check (a second flock would conflict).
+        force: cx.lock.is_some(),
         ..Default::default()
     };
     let fail = |cx: &mut Ctx, outcome: Outcome, msg: String, base: Value| {
@@ -793,9 +808,11 @@ fn salvage(
         Err(e @ repair::RepairError::NoSpace { .. }) => {
             return fail(cx, Outcome::NotReady, format!("damage: {found}; {e}"), base)
         }
-        Err(e @ (repair::RepairError::Locked(_) | repair::RepairError::Live(_))) => {
-            return fail(cx, Outcome::Refused, format!("damage: {found}; {e}"), base)
-        }
+        Err(
+            e @ (repair::RepairError::Locked(_)
+            | repair::RepairError::Live(_)
+            | repair::RepairError::Changed(_)),
+        ) => return fail(cx, Outcome::Refused, format!("damage: {found}; {e}"), base),
         Err(e) => return fail(cx, Outcome::Error, format!("repair failed: {e}"), base),
     };
     if outcome.after.worst >= Severity::Repairable {

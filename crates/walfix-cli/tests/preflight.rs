@@ -184,6 +184,22 @@ fn a_torn_tail_is_repaired_and_check_then_finds_nothing() {
 }
 
 #[test]
+fn an_unheld_lock_file_is_taken_for_the_whole_run_and_the_repair_goes_through() {
+    // Prometheus leaves `lock` behind after a crash; preflight takes it itself, keeps it
+    // through the repair (a second flock of its own would conflict) and releases it.
+    let (_t, data) = data_dir(Some("small-clean--trunc-tail"));
+    fs::write(data.join("lock"), b"").unwrap();
+    if is_root() {
+        chown_tree(&data.join("lock"), 65534, 65534);
+    }
+    let o = preflight(&data, &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("FIXED"), "{}", text(&o));
+    let lock = fs::File::open(data.join("lock")).unwrap();
+    lock.try_lock().expect("released at exit");
+}
+
+#[test]
 fn damage_that_needs_a_human_stops_at_init_and_changes_nothing() {
     for name in ["small-clean--gap", "v3-checkpoint--ckpt-flip"] {
         let (_t, data) = data_dir(Some(name));

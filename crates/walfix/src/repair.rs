@@ -271,6 +271,10 @@ pub struct Plan {
     /// The check the plan was made from.
     #[serde(skip)]
     pub before: Report,
+    /// Length and modification time of every file the actions read, when planned: `execute`
+    /// refuses if one changed (something wrote the WAL between plan and execute).
+    #[serde(skip)]
+    pub seen: Vec<(PathBuf, u64, Option<std::time::SystemTime>)>,
 }
 
 /// Errors that stop a repair before or while it changes anything.
@@ -286,6 +290,9 @@ pub enum RepairError {
     /// lock held (Prometheus 2.x without --storage.tsdb.use-lockfile).
     #[error("{0}: stop it first, or pass --force if you are sure nothing writes to this WAL")]
     Live(crate::live::Live),
+    /// A file the plan read changed before the plan was carried out.
+    #[error("{0} changed after the plan was made (is something writing this WAL?); nothing was changed: run walfix repair again")]
+    Changed(PathBuf),
     /// The backup dir cannot be written.
     #[error("cannot write the backup directory {path}: {err}; fix its permissions or free space there, or choose --backup-dir (on another disk if this one is full)")]
     Backup {
@@ -655,6 +662,7 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
         backup_bytes: 0,
         loss: Loss::default(),
         before,
+        seen: Vec::new(),
     };
     for (li, log) in layout.logs.iter().enumerate() {
         own_temps(log, &mut p);
@@ -733,7 +741,41 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
             _ => 0,
         };
     }
+    p.seen = planned_files(&p)
+        .into_iter()
+        .map(|f| {
+            let (len, mtime) = stat(&f);
+            (f, len, mtime)
+        })
+        .collect();
     Ok(p)
+}
+
+/// Every file an action of `p` reads or replaces.
+fn planned_files(p: &Plan) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for a in &p.actions {
+        match a {
+            Action::RecoverRepairFile {
+                repair_path,
+                segment_path,
+                ..
+            } => {
+                v.push(repair_path.clone());
+                v.push(segment_path.clone());
+            }
+            Action::RenameSegment { from, .. } => v.push(from.clone()),
+            a => v.push(a.path().to_path_buf()),
+        }
+    }
+    v
+}
+
+fn stat(f: &Path) -> (u64, Option<std::time::SystemTime>) {
+    match fs::symlink_metadata(f) {
+        Ok(m) => (m.len(), m.modified().ok()),
+        Err(_) => (u64::MAX, None),
+    }
 }
 
 fn dir_size(p: &Path) -> u64 {
@@ -1418,6 +1460,12 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
     } else {
         Some(lock(&plan.data_root)?)
     };
+    // Under the lock: the files are still the ones the plan read.
+    for (f, len, mtime) in &plan.seen {
+        if stat(f) != (*len, *mtime) {
+            return Err(RepairError::Changed(f.clone()));
+        }
+    }
 
     if opts.live_wait > std::time::Duration::ZERO {
         if let Some(l) = crate::live::growing_segment(&plan.data_root, opts.live_wait)? {

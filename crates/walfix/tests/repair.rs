@@ -952,3 +952,24 @@ fn a_torn_tail_on_a_full_volume_is_cut_in_place_with_the_backup_elsewhere() {
         }
     }
 }
+
+/// Issue 12, defect 12: what is executed is what was planned. A segment that changes between
+/// plan and execute (a Prometheus writing it meanwhile) makes execute refuse, changing nothing.
+#[test]
+fn a_segment_written_between_plan_and_execute_is_refused() {
+    let (_t, data) = copy("small-clean--flip-byte");
+    let o = opts(Mode::Salvage);
+    let p = plan(&data, &o).unwrap();
+    let seg = data.join("wal/00000001");
+    let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    use std::io::Write;
+    f.write_all(&[0]).unwrap();
+    drop(f);
+    let before = snapshot(&data);
+    match execute(&p, &o, &RealFs) {
+        Err(RepairError::Changed(path)) => assert_eq!(path, seg),
+        other => panic!("expected Changed, got {other:?}"),
+    }
+    assert_eq!(snapshot(&data), before);
+    assert!(!data.join("walfix-backup").exists());
+}
