@@ -10,7 +10,11 @@
 #   corpus:DIR    a WAL that real Prometheus wrote while scraping, committed under testdata/memory/DIR
 #   empty         no WAL at all: Prometheus's own baseline
 #   scrape:SPEC   Prometheus of each version scrapes synthetic targets (python, loopback) for a while:
-#                 SPEC is targets=N,series=N,interval=S,duration=S,churn_period=S,churn_pct=P,seed=N.
+#                 SPEC is targets=N,series=N,interval=S,duration=S,churn_period=S,churn_pct=P,seed=N,
+#                 values=mixed|random|counter|histogram (mixed: the first workloads' counters and 100
+#                 repeating gauge values; random: gauges of random floats, full mantissas; counter:
+#                 counters with random integer increments; histogram: classic histograms of 10
+#                 buckets + +Inf, _sum, _count, i.e. series/13 histograms per target).
 #                 Its heap is read while it scrapes (after a forced GC: head + scrape caches), then it
 #                 stops, and its WAL is kept under testdata/memory/scraped/NAME@VERSION/ and replayed
 #                 as a corpus (one line per version, source corpus:scraped/NAME@VERSION, with the
@@ -90,16 +94,62 @@ def gen(k):
         return 0
     e = int((time.time() - t0) // period)
     return sum(1 for i in range(1, e + 1) if h("churn", k, i) % 100 < pct)
+values = w.get("values", "mixed")
+hb = 10  # classic histograms: buckets per histogram (+Inf, _sum and _count added)
+prefixes = {}
+def names(k, g):
+    # The series text of target k in pod generation g, without the value (cached: the big targets
+    # would otherwise spend the scrape interval formatting labels).
+    if prefixes.get(k, (None,))[0] != g:
+        pod = "t%d-%x" % (k, h("pod", k, g) % (1 << 24))
+        ns = "ns-%d" % (k % 5)
+        out = []
+        if values == "histogram":
+            per = hb + 3
+            for j in range(max(1, series // per)):
+                m = j % 20
+                base = 'synth_scrape_h%02d_%s{pod="%s",idx="%d",namespace="%s"' % (m, "%s", pod, j // 20, ns)
+                for b in range(hb):
+                    out.append((base % "bucket") + ',le="%g"} ' % (0.005 * 2 ** b))
+                out.append((base % "bucket") + ',le="+Inf"} ')
+                out.append((base % "sum") + '} ')
+                out.append((base % "count") + '} ')
+        else:
+            for i in range(series):
+                out.append('synth_scrape_m%02d{pod="%s",idx="%d",namespace="%s"} ' % (i % 20, pod, i // 20, ns))
+        prefixes[k] = (g, out)
+    return prefixes[k][1]
+import random
+rates = []
 def body(k):
     g = gen(k)
-    pod = "t%d-%x" % (k, h("pod", k, g) % (1 << 24))
     n = int(time.time() - t0)
-    out = []
-    for i in range(series):
-        m = i % 20
-        v = (n * (i % 7 + 1)) if m % 2 == 0 else ((n * 31 + i * 17) % 1000) / 10.0
-        out.append('synth_scrape_m%02d{pod="%s",idx="%d",namespace="ns-%d"} %s\n' % (m, pod, i // 20, k % 5, v))
-    return "".join(out).encode()
+    pre = names(k, g)
+    if values == "mixed":
+        # the first workloads (scrape-20k-churn): even metrics are counters, odd ones repeat 100 values
+        vals = [str((n * (i % 7 + 1)) if (i % 20) % 2 == 0 else ((n * 31 + i * 17) % 1000) / 10.0) for i in range(len(pre))]
+    elif values == "random":
+        # gauges with random float values: full 52-bit mantissas, the worst case of XOR chunks
+        r = random.Random(h("v", k, n))
+        vals = [repr(r.random() * 1000.0) for _ in pre]
+    elif values == "counter":
+        # counters with random integer increments (requests_total-like)
+        if len(rates) != len(pre):
+            rr = random.Random(h("rate"))
+            rates[:] = [1 + rr.randrange(50) for _ in pre]
+        r = random.Random(h("c", k, n))
+        vals = [str(n * a + r.randrange(7)) for a in rates]
+    elif values == "histogram":
+        vals = []
+        per = hb + 3
+        for j in range(len(pre) // per):
+            cnt = n * (1 + j % 13)
+            for b in range(hb):
+                vals.append(str(cnt * (b + 1) // (hb + 1)))
+            vals += [str(cnt), repr(cnt * 0.0371 * (1 + (j % 5))), str(cnt)]
+    else:
+        sys.exit("scrape.py: values=%s: use mixed, random, counter or histogram" % values)
+    return "".join(a + b + "\n" for a, b in zip(pre, vals)).encode()
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         b = body(self.server.k)
@@ -295,7 +345,7 @@ print(json.dumps(rec, sort_keys=False))
 PY
 
 n=0
-while IFS=$'\t' read -r name source; do
+while IFS=$'\t' read -r name source _set; do
   case "$name" in ''|'#'*) continue ;; esac
   if [ -n "$only" ] && ! [[ " $only " == *" $name "* ]]; then continue; fi
   src="$work/src-$name"

@@ -14,8 +14,9 @@ use walfix_estimate::{
 /// Exit codes of `estimate`, for the help text.
 pub const EXIT_CODES: &str = "\
 Exit codes (made for a Kubernetes initContainer):
-  0  fits: replay's peak RSS is at least 15% under the limit (or no limit was given)
-  1  tight: less than 15% to spare, or over the limit but GOMEMLIMIT keeps the heap under it
+  0  fits: the upper end of the range of replay's peak RSS is within the limit (or no limit was given)
+  1  tight: the estimate is within the limit but not the upper end of its range, or over the
+     limit but GOMEMLIMIT keeps the heap under it
   2  will OOM: replay needs more than the limit
   3  operational error: a file could not be read, bad usage, bad path";
 

@@ -54,6 +54,64 @@ pub fn append_cap(len: u64, elem: u64) -> u64 {
     cap
 }
 
+/// Bytes allocated and dropped on the way while a slice grows by `append` one element at a time
+/// to `len` elements of `elem` bytes: every backing array before the last one (garbage for the
+/// GC; see [`append_cap`] for the growth).
+pub fn append_garbage(len: u64, elem: u64) -> u64 {
+    let mut cap = 0u64;
+    let mut dropped = 0u64;
+    while cap < len {
+        if cap > 0 {
+            dropped += alloc(cap * elem);
+        }
+        let need = cap + 1;
+        let double = cap * 2;
+        let mut newcap = if need > double {
+            need
+        } else if cap < 256 {
+            double
+        } else {
+            let mut c = cap;
+            while c < need {
+                c += (c + 3 * 256) / 4;
+            }
+            c
+        };
+        newcap = alloc(newcap * elem) / elem.max(1);
+        cap = newcap.max(need);
+    }
+    dropped
+}
+
+/// The same for 3.x's `appendWithExponentialGrowth` (capacity `2n + 1`).
+pub fn exp_growth_garbage(len: u64, elem: u64) -> u64 {
+    let mut cap = 0u64;
+    let mut dropped = 0u64;
+    while cap < len {
+        if cap > 0 {
+            dropped += alloc(cap * elem);
+        }
+        cap = cap * 2 + 1;
+    }
+    dropped
+}
+
+/// Capacities a byte slice made with capacity 128 goes through as `append` grows it (XOR chunk
+/// streams: `chunkenc.NewXORChunk` makes `make([]byte, 2, 128)`, `bstream.writeByte` appends).
+pub fn chunk_caps() -> Vec<u64> {
+    let mut caps = vec![128u64];
+    while *caps.last().unwrap() < (1 << 20) {
+        let cap = *caps.last().unwrap();
+        let next = if cap < 256 {
+            cap * 2
+        } else {
+            cap + (cap + 3 * 256) / 4
+        };
+        caps.push(alloc(next));
+    }
+    caps
+}
+
 /// Bytes of the backing array of a slice grown by `append` to `len` elements of `elem` bytes.
 pub fn append_bytes(len: u64, elem: u64) -> u64 {
     alloc(append_cap(len, elem) * elem)

@@ -3,10 +3,12 @@
 //! `docs/estimate-model.md`, with where it comes from.
 //!
 //! Structure (sizes of Go structs, size classes, slice and map growth) comes from Prometheus's
-//! and Go's sources and is computed, not fitted. Five numbers per family are measured or fitted
-//! on real Prometheus (`testdata/memory/measurements.jsonl`): the heap and resident file pages of
-//! an empty Prometheus, the non-heap anonymous memory, and the two garbage factors of the replay
-//! peak.
+//! and Go's sources and is computed, not fitted; the replay peak comes from a simulation of Go's
+//! collector over the allocation timeline the scan recorded ([`simulate_replay_gc`]). A few
+//! numbers per family are measured or fitted on real Prometheus
+//! (`testdata/memory/measurements.jsonl`, fitted on the `fit` workloads only): the heap and
+//! resident file pages of an empty Prometheus, the non-heap anonymous memory, the slack of the
+//! simulated peak and the batches alive per replay worker.
 
 use serde::Serialize;
 
@@ -82,10 +84,11 @@ impl Family {
                 base_heap_alloc: 7_310_000,
                 base_heap_inuse: 9_490_000,
                 rss_file: 31_240_000,
-                non_heap: 6_000_000,
+                non_heap: 2_000_000,
                 inuse_per_live: 1.105,
-                early_factor: 0.90,
-                late_factor: 0.34,
+                peak_slack: 1.23,
+                in_flight_per_worker: 360.0,
+                decode_presized: false,
             },
             Family::V2_53 => Params {
                 family: self,
@@ -111,10 +114,11 @@ impl Family {
                 base_heap_alloc: 9_280_000,
                 base_heap_inuse: 12_010_000,
                 rss_file: 51_890_000,
-                non_heap: 10_000_000,
+                non_heap: 0,
                 inuse_per_live: 1.120,
-                early_factor: 0.70,
-                late_factor: 0.32,
+                peak_slack: 1.12,
+                in_flight_per_worker: 360.0,
+                decode_presized: true,
             },
             Family::V3_5 => Params {
                 family: self,
@@ -140,10 +144,11 @@ impl Family {
                 base_heap_alloc: 9_490_000,
                 base_heap_inuse: 12_130_000,
                 rss_file: 54_350_000,
-                non_heap: 15_000_000,
+                non_heap: 0,
                 inuse_per_live: 1.075,
-                early_factor: 0.50,
-                late_factor: 0.28,
+                peak_slack: 1.09,
+                in_flight_per_worker: 360.0,
+                decode_presized: true,
             },
         }
     }
@@ -209,11 +214,15 @@ pub struct Params {
     pub non_heap: u64,
     /// Fitted: heap in use per byte of live heap after a GC (size-class and span slack).
     pub inuse_per_live: f64,
-    /// Fitted: early replay peak = (base + in-flight) × (1 + early_factor × headroom), with
-    /// headroom = [`gc_headroom`]`(GOGC)`.
-    pub early_factor: f64,
-    /// Fitted: late replay peak = (base + head) × (1 + late_factor × headroom).
-    pub late_factor: f64,
+    /// Fitted: resident anonymous bytes per byte of the simulated heap peak (size-class and
+    /// span slack, spans freed but not yet returned to the OS).
+    pub peak_slack: f64,
+    /// Fitted: sample batches alive per replay worker at most (its input channel holds 300, its
+    /// reuse channel 300 more; with the input full the reuse channel stays nearly empty).
+    pub in_flight_per_worker: f64,
+    /// `Decoder.Samples` sizes its slice from the record's length (2.53 and later) instead of
+    /// growing it by `append` (2.42).
+    pub decode_presized: bool,
 }
 
 /// Knobs of one estimate.
@@ -297,12 +306,22 @@ pub struct Estimate {
     pub head_live_bytes: u64,
     /// Peak of replay's in-flight sample batches.
     pub replay_in_flight_bytes: u64,
+    /// The simulated garbage collection of the replay (see [`simulate_replay_gc`]).
+    pub replay_gc: ReplayGc,
     /// Live heap after replay (empty Prometheus + head).
     pub post_replay_live_heap_bytes: u64,
     /// `go_memstats_heap_inuse_bytes` after replay once a GC ran.
     pub post_replay_heap_inuse_bytes: u64,
     /// Peak RSS during replay (VmHWM when Prometheus becomes ready).
     pub replay_peak_rss_bytes: u64,
+    /// Low end of the range of that peak.
+    pub replay_peak_rss_low_bytes: u64,
+    /// High end of the range: what the verdict is taken on.
+    pub replay_peak_rss_high_bytes: u64,
+    /// Inputs outside what the calibration measured (the range is wider then).
+    pub outside_calibration: Vec<OutsideCalibration>,
+    /// GOMEMLIMIT holds the upper end of the range down: the GC works hard to stay under it.
+    pub gomemlimit_bound: bool,
     /// Anonymous part of that peak.
     pub replay_peak_anon_bytes: u64,
     /// Lowest RSS replay can get by with: the live set without GC headroom.
@@ -325,28 +344,84 @@ fn mb(b: u64) -> String {
 }
 
 /// The bytes a replay holds in flight: decoded sample batches on their way to the `cpus`
-/// workers. Each worker has an input channel of 300 batches and keeps up to 300 processed ones
-/// for reuse (`walSubsetProcessor`); a record is cut into chunks of at most 5000 samples, each
-/// split by series over the workers. A batch keeps the capacity of the largest it held. Plus the
-/// 10 decoded records the decoder may run ahead.
-pub fn in_flight(inputs: &Inputs, cpus: u32) -> u64 {
+/// workers, and the decoded records they are cut from. Each worker has an input channel of 300
+/// batches and keeps up to 300 processed ones for reuse (`walSubsetProcessor`); a record is cut
+/// into chunks of at most 5000 samples, each split by series over the workers. The decoder runs
+/// up to 10 records ahead (`decoded` channel), plus the one it decodes and the one being split.
+pub fn in_flight(inputs: &Inputs, opts: &ModelOptions) -> u64 {
+    in_flight_parts(inputs, opts).live_bytes()
+}
+
+/// The parts of [`in_flight`].
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct InFlight {
+    /// Bytes of the largest batch (24 B per sample, grown by `append` from nil).
+    pub batch_bytes: u64,
+    /// Bytes the `append`s that grew it dropped on the way.
+    pub batch_garbage: u64,
+    /// Batches the WAL makes (records x chunks of 5000 x workers).
+    pub batches: f64,
+    /// Batches alive at once: all of them, up to [`Params::in_flight_per_worker`] per worker.
+    pub alive: f64,
+    /// Decoded records alive at once, bytes.
+    pub decoded_bytes: u64,
+    /// Garbage of decoding them into fresh slices: 2.42 grows each by `append` from an empty
+    /// pooled slice; 2.53 and 3.x make it once at `len(record) / 10` samples.
+    pub decoded_garbage: u64,
+}
+
+impl InFlight {
+    /// Live bytes.
+    pub fn live_bytes(&self) -> u64 {
+        (self.alive * self.batch_bytes as f64) as u64 + self.decoded_bytes
+    }
+    /// Garbage made while they were allocated (fresh batches and records).
+    pub fn garbage_bytes(&self) -> u64 {
+        (self.alive * self.batch_garbage as f64) as u64 + self.decoded_garbage
+    }
+}
+
+/// Batches and decoded records alive at once during replay (see [`in_flight`]).
+pub fn in_flight_parts(inputs: &Inputs, opts: &ModelOptions) -> InFlight {
     let records = inputs.sample_records;
     if records == 0 {
-        return 0;
+        return InFlight::default();
     }
-    let c = cpus.max(1) as f64;
+    let p = opts.family.params();
+    let c = opts.cpus.max(1) as f64;
     let samples = inputs.float_samples + inputs.histogram_samples;
     let per_record = samples as f64 / records as f64;
     let full = (per_record / 5000.0).floor();
     let rem = per_record - full * 5000.0;
     let largest = if full >= 1.0 { 5000.0 / c } else { rem / c };
     let batches_per_record = full + if rem >= 1.0 { 1.0 } else { 0.0 };
-    let batch = golang::append_bytes(largest.ceil().max(1.0) as u64, 24);
+    let largest = largest.ceil().max(1.0) as u64;
+    let batch = golang::append_bytes(largest, 24);
     let total = records as f64 * batches_per_record * c;
-    let alive = total.min(600.0 * c);
-    let decoded = 10 * golang::append_bytes(per_record.ceil() as u64, 24);
-    (alive * batch as f64) as u64 + decoded
+    let alive = total.min(p.in_flight_per_worker * c);
+    let n = per_record.ceil() as u64;
+    let fresh = records.min(DECODED_ALIVE);
+    let (decoded, decoded_garbage) = if p.decode_presized {
+        (fresh * golang::alloc(n * 24), 0)
+    } else {
+        (
+            fresh * golang::append_bytes(n, 24),
+            fresh * golang::append_garbage(n, 24),
+        )
+    };
+    InFlight {
+        batch_bytes: batch,
+        batch_garbage: golang::append_garbage(largest, 24),
+        batches: total,
+        alive,
+        decoded_bytes: decoded,
+        decoded_garbage,
+    }
 }
+
+/// Decoded records alive at once: the `decoded` channel of 10, the one being decoded and the one
+/// being split; each comes from a pool that starts empty.
+pub const DECODED_ALIVE: u64 = 12;
 
 /// The head and replay terms for these inputs.
 fn head_terms(inputs: &Inputs, opts: &ModelOptions) -> Vec<Term> {
@@ -539,13 +614,14 @@ fn head_terms(inputs: &Inputs, opts: &ModelOptions) -> Vec<Term> {
             ),
         );
     }
-    let in_flight = in_flight(inputs, opts.cpus);
+    let in_flight = in_flight(inputs, opts);
     add(
         "replay_in_flight",
         in_flight,
         Phase::Replay,
         format!(
-            "sample batches of {} replay workers (300 queued + 300 kept for reuse each; records cut at 5000 samples, split by series) + 10 decoded records",
+            "up to {:.0} sample batches per replay worker x {} (of 300 queued + 300 kept for reuse; records cut at 5000 samples, split by series) + 12 decoded records",
+            p.in_flight_per_worker,
             opts.cpus
         ),
     );
@@ -598,12 +674,245 @@ fn scaled(inputs: &Inputs, k: f64) -> Inputs {
     o
 }
 
+/// What the simulated garbage collector did during replay.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ReplayGc {
+    /// Bytes allocated during replay (live at the end or not).
+    pub allocated_bytes: u64,
+    /// Of those, garbage: chunk streams outgrown or m-mapped, postings lists and maps outgrown.
+    pub garbage_bytes: u64,
+    /// Live heap at the end of replay (in-flight batches included).
+    pub live_end_bytes: u64,
+    /// Highest heap (live + garbage not yet collected) the simulation reached, averaged over
+    /// [`GC_PHASES`] phases of the collector's cycle at the start of replay.
+    pub peak_heap: u64,
+    /// The lowest of those phases' peaks.
+    pub peak_heap_low: u64,
+    /// The highest.
+    pub peak_heap_high: u64,
+    /// Collections run (first phase).
+    pub cycles: u64,
+}
+
+/// Phases of the collector's cycle tried: where in its cycle the collector is when replay starts
+/// is not known (start-up allocates before replay; the pacer's trigger varies), and where the last
+/// cycles fall decides how much garbage the peak holds.
+pub const GC_PHASES: u32 = 8;
+
+/// Garbage the series structures leave while they grow: postings lists outgrown by `append`
+/// (2.x) or `appendWithExponentialGrowth` (3.x), and the stripe maps' old bucket arrays
+/// (about half their final size: a map doubles).
+fn series_garbage(inputs: &Inputs, p: &Params, index_bytes: u64) -> u64 {
+    let garbage = |n: u64| {
+        if p.exp_postings {
+            golang::exp_growth_garbage(n, 8)
+        } else {
+            golang::append_garbage(n, 8)
+        }
+    };
+    let mut g = garbage(inputs.series);
+    for (&len, &pairs) in &inputs.postings_lengths {
+        g += pairs * garbage(len);
+    }
+    g + index_bytes / 2
+}
+
+/// Go's collector over the replay, on the allocation timeline of the WAL
+/// ([`Inputs::timeline`]). Live at a point: the empty Prometheus, the in-flight batches, the
+/// series structures of the series created so far, the open chunks' streams and structs.
+/// Allocated: the same plus every chunk stream outgrown or m-mapped and the series structures'
+/// growth garbage. A cycle starts when the heap (live at the last mark + allocated since)
+/// reaches the goal `live at the last mark x (1 + GOGC/100)` (at least 4 MiB x GOGC/100,
+/// `runtime/mgcpacer.go` `heapMinimum`); it marks what is live then. The peak is the highest
+/// heap reached: at a goal, or at the end.
+pub fn simulate_replay_gc(
+    inputs: &Inputs,
+    opts: &ModelOptions,
+    terms: &[Term],
+    in_flight: u64,
+) -> ReplayGc {
+    let p = opts.family.params();
+    let t = in_flight as f64;
+    let t_garbage = in_flight_parts(inputs, opts).garbage_bytes() as f64;
+    // The decoder and the loop that feeds the workers run ahead of them: the in-flight batches
+    // and records are allocated (with the garbage of growing them) before the workers add much
+    // to the head, and stay until the end.
+    let mut points = vec![(t, t + t_garbage)];
+    points.extend(
+        replay_points(inputs, opts, terms)
+            .into_iter()
+            .map(|(l, a)| (l + t, a + t + t_garbage)),
+    );
+    gc_over(&points, p.base_heap_alloc as f64, opts.gogc_replay)
+}
+
+/// (live, allocated) bytes of the head at each point of [`Inputs::timeline`], without the empty
+/// Prometheus and the in-flight batches (see [`simulate_replay_gc`]).
+pub fn replay_points(inputs: &Inputs, opts: &ModelOptions, terms: &[Term]) -> Vec<(f64, f64)> {
+    let p = opts.family.params();
+    let term = |n: &str| terms.iter().find(|t| t.name == n).map_or(0, |t| t.bytes);
+    let head: u64 = terms
+        .iter()
+        .filter(|t| t.phase == Phase::Head)
+        .map(|t| t.bytes)
+        .sum();
+    let replay_only: u64 = terms
+        .iter()
+        .filter(|t| t.phase == Phase::Replay && t.name != "replay_in_flight")
+        .map(|t| t.bytes)
+        .sum();
+    let chunk_struct = (p.mem_chunk + 32 + 48) as f64;
+    let chunks = term("head_chunks") + term("mmapped_chunks");
+    // Everything of the head that is not float chunks is created with the series.
+    let per_series_total = (head + replay_only).saturating_sub(chunks) as f64;
+    let garbage_series = series_garbage(inputs, &p, term("series_index")) as f64;
+    let s_total = inputs.series.max(1) as f64;
+    let write_buffer = (4u64 << 20) as f64;
+    let mut points: Vec<(f64, f64)> = inputs
+        .timeline
+        .iter()
+        .map(|q| {
+            let frac = q.series as f64 / s_total;
+            let mm = q.chunks_created.saturating_sub(q.open_chunks) as f64;
+            let mmapped = if mm > 0.0 {
+                mm * 40.0 + write_buffer
+            } else {
+                0.0
+            };
+            let live = per_series_total * frac
+                + q.chunk_live_bytes as f64
+                + q.open_chunks as f64 * chunk_struct
+                + mmapped;
+            let alloc = (per_series_total + garbage_series) * frac
+                + q.chunk_alloc_bytes as f64
+                + q.chunks_created as f64 * chunk_struct
+                + mmapped;
+            (live, alloc)
+        })
+        .collect();
+    if points.is_empty() {
+        // No samples: the series structures only.
+        points.push((per_series_total, per_series_total + garbage_series));
+    }
+    points
+}
+
+/// Go's pacer over a run of (live, allocated) points, on top of `base` live bytes, for every
+/// phase of [`GC_PHASES`].
+pub fn gc_over(points: &[(f64, f64)], base: f64, gogc: u32) -> ReplayGc {
+    let runs: Vec<ReplayGc> = (0..GC_PHASES)
+        .map(|u| gc_phase(points, base, gogc, u as f64 / GC_PHASES as f64))
+        .collect();
+    let mut out = runs[0];
+    out.peak_heap = runs.iter().map(|r| r.peak_heap).sum::<u64>() / GC_PHASES as u64;
+    out.peak_heap_low = runs.iter().map(|r| r.peak_heap).min().unwrap_or(0);
+    out.peak_heap_high = runs.iter().map(|r| r.peak_heap).max().unwrap_or(0);
+    out
+}
+
+/// One run of the pacer: the first goal is `(1 + GOGC/100)^phase` times the usual one.
+fn gc_phase(points: &[(f64, f64)], base: f64, gogc: u32, phase: f64) -> ReplayGc {
+    let g = gogc as f64 / 100.0;
+    let min_goal = 4.0 * 1048576.0 * g;
+    let goal_of = |marked: f64| (marked * (1.0 + g)).max(min_goal);
+    let mut prev = (base, base);
+    let mut marked = base;
+    let mut a_gc = base;
+    let mut goal = goal_of(marked) * (1.0 + g).powf(phase);
+    let mut peak = base;
+    let mut cycles = 0u64;
+    for &(l, a) in points {
+        let (live, alloc) = (base + l, base + a);
+        while marked + (alloc - a_gc) >= goal && alloc > prev.1 && cycles < 100_000 {
+            // The heap reaches the goal inside this step: a cycle marks what is live there.
+            let f = ((goal - marked + a_gc - prev.1) / (alloc - prev.1)).clamp(0.0, 1.0);
+            let l = prev.0 + f * (live - prev.0);
+            let a = prev.1 + f * (alloc - prev.1);
+            peak = peak.max(goal);
+            cycles += 1;
+            marked = l;
+            a_gc = a;
+            goal = goal_of(marked);
+            prev = (l, a);
+        }
+        prev = (live, alloc);
+    }
+    let (live_end, alloc_end) = prev;
+    peak = peak.max(marked + (alloc_end - a_gc));
+    ReplayGc {
+        allocated_bytes: alloc_end as u64,
+        garbage_bytes: (alloc_end - live_end).max(0.0) as u64,
+        live_end_bytes: live_end as u64,
+        peak_heap: peak as u64,
+        peak_heap_low: peak as u64,
+        peak_heap_high: peak as u64,
+        cycles,
+    }
+}
+
+/// Relative error of the replay peak on the calibration set that the range adds on either side
+/// of the collector's phases (docs/estimate-model.md, Calibration).
+pub const RANGE_MARGIN: f64 = 0.12;
+
+/// The largest inputs the calibration measured (testdata/memory/measurements.jsonl).
+pub mod calibrated {
+    /// Series created on replay.
+    pub const SERIES: u64 = 600_020;
+    /// Samples in one record: one scrape of one target, so the series per target.
+    pub const SAMPLES_PER_RECORD: u64 = 100_000;
+    /// GOMAXPROCS of the Prometheus measured.
+    pub const CPUS: u32 = 2;
+    /// Span of the WAL, hours.
+    pub const SPAN_HOURS: f64 = 2.9;
+}
+
+/// One input outside what the calibration measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutsideCalibration {
+    /// Which input.
+    pub input: &'static str,
+    /// Its value here.
+    pub value: f64,
+    /// The largest value measured (0: none measured).
+    pub calibrated_max: f64,
+}
+
+/// The inputs of this estimate that are beyond the calibration's.
+pub fn outside_calibration(inputs: &Inputs, opts: &ModelOptions) -> Vec<OutsideCalibration> {
+    let mut out = Vec::new();
+    let mut check = |input, value: f64, max: f64| {
+        if value > max {
+            out.push(OutsideCalibration {
+                input,
+                value,
+                calibrated_max: max,
+            });
+        }
+    };
+    check("series", inputs.series as f64, calibrated::SERIES as f64);
+    check(
+        "samples_per_record (series per target)",
+        inputs.max_record_samples as f64,
+        calibrated::SAMPLES_PER_RECORD as f64,
+    );
+    check("cpus", opts.cpus as f64, calibrated::CPUS as f64);
+    check("span_hours", inputs.span_hours, calibrated::SPAN_HOURS);
+    check(
+        "native_histogram_samples",
+        inputs.histogram_samples as f64,
+        0.0,
+    );
+    check("wbl_samples", inputs.wbl_samples as f64, 0.0);
+    check("exemplars", inputs.exemplars as f64, 0.0);
+    out
+}
+
 /// Runs the model on the inputs.
 pub fn estimate(inputs: &Inputs, opts: &ModelOptions) -> Estimate {
     let p = opts.family.params();
     let s = inputs.series;
     let mut terms = head_terms(inputs, opts);
-    let in_flight = in_flight(inputs, opts.cpus);
+    let in_flight = in_flight(inputs, opts);
     let head: u64 = terms
         .iter()
         .filter(|t| t.phase == Phase::Head)
@@ -616,16 +925,42 @@ pub fn estimate(inputs: &Inputs, opts: &ModelOptions) -> Estimate {
         .sum();
 
     let base = p.base_heap_alloc;
-    let g_replay = gc_headroom(opts.gogc_replay);
-    let early = (base + in_flight) as f64 * (1.0 + p.early_factor * g_replay);
-    let late = (base + head + replay_only) as f64 * (1.0 + p.late_factor * g_replay);
-    let mut peak_heap = early.max(late);
-    let floor_heap = (base + head + replay_only).max(base + in_flight) as f64;
-    if let Some(lim) = opts.gomemlimit {
-        // The GC works to keep the heap under GOMEMLIMIT, but never below the live set.
-        let room = lim.saturating_sub(p.non_heap) as f64;
-        peak_heap = peak_heap.min(room.max(floor_heap));
+    let sim = simulate_replay_gc(inputs, opts, &terms, in_flight);
+    let floor_heap = (base + head + replay_only + in_flight) as f64;
+    let cap = |heap: f64| -> f64 {
+        match opts.gomemlimit {
+            // The GC works to keep the heap under GOMEMLIMIT, but never below the live set.
+            Some(lim) => heap.min((lim.saturating_sub(p.non_heap) as f64).max(floor_heap)),
+            None => heap,
+        }
+    };
+    let peak_heap = cap(sim.peak_heap as f64 * p.peak_slack);
+    let outside = outside_calibration(inputs, opts);
+    // The range: the collector's phases (lowest and highest peak), widened by the model's error
+    // on the calibration set; with inputs outside what was measured, the upper end is at least
+    // the pacer's bound: every byte live at the end plus GOGC's headroom on it.
+    let g = opts.gogc_replay as f64 / 100.0;
+    // The margin applies to the whole RSS (the binary's pages vary from run to run too).
+    let fixed = (p.rss_file + p.non_heap) as f64;
+    let low_heap =
+        cap((fixed + sim.peak_heap_low as f64 * p.peak_slack) * (1.0 - RANGE_MARGIN) - fixed)
+            .max(0.0);
+    let mut high_heap =
+        (fixed + sim.peak_heap_high as f64 * p.peak_slack) * (1.0 + RANGE_MARGIN) - fixed;
+    if !outside.is_empty() {
+        high_heap = high_heap.max(floor_heap * (1.0 + g) * p.peak_slack);
     }
+    // GOMEMLIMIT is a soft limit: the runtime overshoots it by a few percent while it catches up.
+    let soft_cap = |heap: f64| -> f64 {
+        match opts.gomemlimit {
+            Some(lim) => {
+                heap.min(((lim as f64 * (1.0 + RANGE_MARGIN)) - p.non_heap as f64).max(floor_heap))
+            }
+            None => heap,
+        }
+    };
+    let gomemlimit_bound = cap(high_heap) < high_heap;
+    let high_heap = soft_cap(high_heap);
     let peak_anon = p.non_heap + peak_heap as u64;
     let post_inuse = p.base_heap_inuse + (head as f64 * p.inuse_per_live) as u64;
 
@@ -664,20 +999,30 @@ pub fn estimate(inputs: &Inputs, opts: &ModelOptions) -> Estimate {
     let steady_inuse =
         p.base_heap_inuse + ((steady_head + scrape) as f64 * p.inuse_per_live) as u64;
     // Scraping keeps allocating: the heap climbs to the GC goal before every cycle.
-    let mut steady_heap_peak = steady_live as f64 * (1.0 + opts.gogc_steady as f64 / 100.0);
-    if let Some(lim) = opts.gomemlimit {
-        let room = lim.saturating_sub(p.non_heap) as f64;
-        steady_heap_peak = steady_heap_peak.min(room.max(steady_live as f64));
-    }
+    // Heap in use (spans) is what is resident, and the live heap sits in those spans: the peak
+    // is never below it, GOMEMLIMIT or not.
+    let steady_heap_peak = steady_heap_peak(
+        steady_live,
+        steady_inuse,
+        opts.gogc_steady,
+        opts.gomemlimit,
+        p.non_heap,
+    );
     Estimate {
         options: opts.clone(),
         params: p,
         terms,
         head_live_bytes: head,
         replay_in_flight_bytes: in_flight,
+        replay_gc: sim,
         post_replay_live_heap_bytes: base + head,
         post_replay_heap_inuse_bytes: post_inuse,
         replay_peak_rss_bytes: p.rss_file + peak_anon,
+        replay_peak_rss_low_bytes: p.rss_file + p.non_heap + low_heap as u64,
+        replay_peak_rss_high_bytes: (p.rss_file + p.non_heap + high_heap as u64)
+            .max(p.rss_file + peak_anon),
+        outside_calibration: outside,
+        gomemlimit_bound,
         replay_peak_anon_bytes: peak_anon,
         replay_floor_rss_bytes: p.rss_file + p.non_heap + floor_heap as u64,
         scraping_heap_inuse_bytes: p.base_heap_inuse
@@ -687,6 +1032,22 @@ pub fn estimate(inputs: &Inputs, opts: &ModelOptions) -> Estimate {
         steady_heap_inuse_bytes: steady_inuse,
         steady_peak_rss_bytes: p.rss_file + p.non_heap + steady_heap_peak as u64,
     }
+}
+
+/// Steady-state heap just before a GC: the live heap at the GC goal, capped by GOMEMLIMIT (less
+/// the non-heap memory), and never below the heap in use (`inuse`) that holds the live heap.
+pub fn steady_heap_peak(
+    live: u64,
+    inuse: u64,
+    gogc: u32,
+    gomemlimit: Option<u64>,
+    non_heap: u64,
+) -> f64 {
+    let mut peak = live as f64 * (1.0 + gogc as f64 / 100.0);
+    if let Some(lim) = gomemlimit {
+        peak = peak.min(lim.saturating_sub(non_heap) as f64);
+    }
+    peak.max(inuse as f64)
 }
 
 /// How much of GOGC's headroom replay uses, relative to GOGC=100: `2g/(1+g)` with `g =

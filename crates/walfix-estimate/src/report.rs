@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::limit::MemoryLimit;
-use crate::model::{human, Estimate, Phase};
+use crate::model::{human, Estimate, OutsideCalibration, Phase};
 use crate::scan::Inputs;
 use crate::Report;
 
@@ -14,12 +14,12 @@ use crate::Report;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// At least 15% to spare (the model's tolerance). Exit 0.
+    /// The upper end of the estimate's range is within the limit. Exit 0.
     Fits,
-    /// Less than 15% to spare, or over the limit but GOMEMLIMIT keeps the heap under it at the
-    /// cost of GC CPU. Exit 1.
+    /// The estimate is within the limit but the upper end of its range is not, or the estimate
+    /// is over the limit but GOMEMLIMIT keeps the heap under it at the cost of GC CPU. Exit 1.
     Tight,
-    /// Over the limit. Exit 2.
+    /// The estimate is over the limit. Exit 2.
     WillOom,
     /// No limit to compare with. Exit 0.
     NoLimit,
@@ -46,9 +46,6 @@ impl Verdict {
     }
 }
 
-/// The model's tolerance: estimates were held within 15% of real Prometheus.
-pub const TOLERANCE: f64 = 0.15;
-
 /// A verdict with its numbers.
 #[derive(Clone, Debug, Serialize)]
 pub struct Fit {
@@ -58,8 +55,10 @@ pub struct Fit {
     pub exit_code: u8,
     /// The limit compared with.
     pub limit_bytes: Option<u64>,
-    /// What replay needs (its peak RSS).
+    /// What replay needs: the upper end of the range of its peak RSS (the verdict is taken on it).
     pub need_bytes: u64,
+    /// The estimate of the peak RSS itself (the middle of the range).
+    pub estimate_bytes: u64,
     /// Limit minus need (negative: over).
     pub margin_bytes: Option<i64>,
     /// Margin as a share of the limit, percent.
@@ -70,20 +69,35 @@ pub struct Fit {
     pub reason: String,
 }
 
-/// Compares the replay peak with `limit`.
+/// Compares the replay peak with `limit`: the upper end of its range decides "fits".
 pub fn fit(e: &Estimate, limit: Option<u64>) -> Fit {
-    let need = e.replay_peak_rss_bytes;
+    let need = e.replay_peak_rss_high_bytes.max(e.replay_peak_rss_bytes);
+    let point = e.replay_peak_rss_bytes;
+    let outside = if e.outside_calibration.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (range widened: {} outside what was measured)",
+            e.outside_calibration
+                .iter()
+                .map(|o| o.input)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     let Some(lim) = limit else {
         return Fit {
             verdict: Verdict::NoLimit,
             exit_code: 0,
             limit_bytes: None,
             need_bytes: need,
+            estimate_bytes: point,
             margin_bytes: None,
             margin_percent: None,
             steady_state_over_limit: None,
             reason: format!(
-                "no memory limit to compare with; replay needs about {}",
+                "no memory limit to compare with; replay needs about {} (up to {}){outside}",
+                human(point),
                 human(need)
             ),
         };
@@ -91,24 +105,26 @@ pub fn fit(e: &Estimate, limit: Option<u64>) -> Fit {
     let margin = lim as i64 - need as i64;
     let pct = margin as f64 * 100.0 / lim.max(1) as f64;
     let capped = e.options.gomemlimit.is_some();
-    let (verdict, reason) = if (need as f64) <= lim as f64 * (1.0 - TOLERANCE) {
+    let (verdict, reason) = if need <= lim && !e.gomemlimit_bound {
         (
             Verdict::Fits,
             format!(
-                "replay needs about {} of {}: {} ({pct:.0}%) to spare",
+                "replay needs about {} and at most {} of {}: {} ({pct:.0}%) to spare{outside}",
+                human(point),
                 human(need),
                 human(lim),
                 human(margin as u64)
             ),
         )
-    } else if need <= lim {
+    } else if point <= lim && !e.gomemlimit_bound {
         (
             Verdict::Tight,
             format!(
-                "replay needs about {} of {}: only {} ({pct:.0}%) to spare, within the model's 15% tolerance",
-                human(need),
+                "replay needs about {} of {}, but up to {}: {} over at the upper end of the estimate's range{outside}",
+                human(point),
                 human(lim),
-                human(margin as u64)
+                human(need),
+                human((-margin) as u64)
             ),
         )
     } else if capped && e.replay_floor_rss_bytes <= lim {
@@ -116,7 +132,7 @@ pub fn fit(e: &Estimate, limit: Option<u64>) -> Fit {
             Verdict::Tight,
             format!(
                 "replay would peak at {} without GOMEMLIMIT; with it the GC keeps the heap near the limit (live set {} of {}), at the cost of CPU",
-                human(need),
+                human(point),
                 human(e.replay_floor_rss_bytes),
                 human(lim)
             ),
@@ -125,9 +141,10 @@ pub fn fit(e: &Estimate, limit: Option<u64>) -> Fit {
         (
             Verdict::WillOom,
             format!(
-                "replay needs about {}, {} more than the limit of {}",
+                "replay needs about {} (up to {}), {} more than the limit of {}",
+                human(point),
                 human(need),
-                human((-margin) as u64),
+                human(point - lim),
                 human(lim)
             ),
         )
@@ -137,6 +154,7 @@ pub fn fit(e: &Estimate, limit: Option<u64>) -> Fit {
         exit_code: verdict.exit_code(),
         limit_bytes: Some(lim),
         need_bytes: need,
+        estimate_bytes: point,
         margin_bytes: Some(margin),
         margin_percent: Some(pct),
         steady_state_over_limit: Some(e.steady_peak_rss_bytes > lim),
@@ -152,8 +170,14 @@ pub struct JsonOutput<'a> {
     pub path: &'a Path,
     /// Version family used.
     pub prometheus_version: &'static str,
-    /// Peak RSS during replay, bytes.
+    /// Peak RSS during replay, bytes: the estimate.
     pub replay_peak_rss_bytes: u64,
+    /// Low end of its range, bytes.
+    pub replay_peak_rss_low_bytes: u64,
+    /// High end of its range, bytes: what the verdict is taken on.
+    pub replay_peak_rss_high_bytes: u64,
+    /// Inputs outside what the calibration measured: `{input, value, calibrated_max}`.
+    pub outside_calibration: &'a [OutsideCalibration],
     /// Heap in use after replay (after a GC), bytes.
     pub post_replay_heap_inuse_bytes: u64,
     /// Live heap after replay, bytes.
@@ -187,6 +211,9 @@ impl<'a> JsonOutput<'a> {
             path,
             prometheus_version: e.options.family.name(),
             replay_peak_rss_bytes: e.replay_peak_rss_bytes,
+            replay_peak_rss_low_bytes: e.replay_peak_rss_low_bytes,
+            replay_peak_rss_high_bytes: e.replay_peak_rss_high_bytes,
+            outside_calibration: &e.outside_calibration,
             post_replay_heap_inuse_bytes: e.post_replay_heap_inuse_bytes,
             post_replay_live_heap_bytes: e.post_replay_live_heap_bytes,
             steady_state_heap_inuse_bytes: e.steady_heap_inuse_bytes,
@@ -197,6 +224,14 @@ impl<'a> JsonOutput<'a> {
             model: e,
             inputs: &report.inputs,
         }
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        thousands(v as u64)
+    } else {
+        format!("{v:.1}")
     }
 }
 
@@ -410,12 +445,30 @@ pub fn write_human(
     writeln!(w)?;
     writeln!(
         w,
-        "Replay: peak RSS {} (binary {} + anonymous {}); the live set alone would be {}",
+        "Replay: peak RSS {} (range {} .. {}; binary {} + anonymous {}); the live set alone would be {}",
         human(e.replay_peak_rss_bytes),
+        human(e.replay_peak_rss_low_bytes),
+        human(e.replay_peak_rss_high_bytes),
         human(e.params.rss_file),
         human(e.replay_peak_anon_bytes),
         human(e.replay_floor_rss_bytes)
     )?;
+    writeln!(
+        w,
+        "  garbage collector: {} allocated during replay, {} of it garbage; {} cycle(s) simulated",
+        human(e.replay_gc.allocated_bytes),
+        human(e.replay_gc.garbage_bytes),
+        e.replay_gc.cycles
+    )?;
+    for o in &e.outside_calibration {
+        writeln!(
+            w,
+            "  outside the calibration: {} = {} (largest measured: {}); the range's upper end is the GC's bound",
+            o.input,
+            fmt_num(o.value),
+            fmt_num(o.calibrated_max)
+        )?;
+    }
     writeln!(
         w,
         "After replay: heap in use {} (go_memstats_heap_inuse_bytes after a GC)",

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use walfix::layout::{discover, Layout, Log, WalFlavor};
 use walfix::mmap::SegmentData;
 use walfix::report::Text;
@@ -64,7 +64,7 @@ pub struct ScanOptions {
 }
 
 /// Series created in one hour of the WAL.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HourBucket {
     /// Start of the hour (ms since the epoch), counted from the first sample.
     pub start_ms: i64,
@@ -103,8 +103,35 @@ pub struct LabelChurn {
     pub examples: Vec<Text>,
 }
 
+/// The replay's allocations so far, at one point of the WAL (in replay order): what the model of
+/// the garbage collector runs on. Chunk bytes are the capacities Go allocates for the XOR chunk
+/// streams (128 B, grown by `append`), as the chunk simulation sees them grow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Float samples replayed so far.
+    pub samples: u64,
+    /// Series created so far (distinct label sets).
+    pub series: u64,
+    /// Series with an open head chunk so far.
+    pub open_chunks: u64,
+    /// Head chunks created so far (open and m-mapped).
+    pub chunks_created: u64,
+    /// Bytes of chunk streams allocated so far, every growth counted.
+    pub chunk_alloc_bytes: u64,
+    /// Bytes of the chunk streams of the open head chunks now.
+    pub chunk_live_bytes: u64,
+}
+
+/// Most points kept in [`Inputs::timeline`]: at this many the step doubles and every other
+/// point is dropped.
+pub const TIMELINE_POINTS: usize = 512;
+
 /// Everything the model needs, from one pass. Counts are over what Prometheus replays.
-#[derive(Clone, Debug, Default, Serialize)]
+///
+/// Deserializable (without the metric and label names, which the model does not use) so that
+/// the calibration can keep the inputs of WALs too big to commit.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Inputs {
     /// Segment files read (checkpoint, WAL after it, WBL).
     pub segments: u64,
@@ -218,8 +245,10 @@ pub struct Inputs {
     /// Creation and end per hour of the WAL.
     pub hours: Vec<HourBucket>,
     /// Metric names with the most series created after the warm-up (top 10), then by series.
+    #[serde(skip_deserializing)]
     pub top_metrics: Vec<MetricChurn>,
     /// Label names by values created after the warm-up (top 10): the labels that churn.
+    #[serde(skip_deserializing)]
     pub churning_labels: Vec<LabelChurn>,
     /// Scrape interval: median gap between the first two samples of a series (first 256).
     pub scrape_interval_ms: Option<i64>,
@@ -227,6 +256,9 @@ pub struct Inputs {
     pub warmup_ms: i64,
     /// Bytes the estimator itself held for its per-series tables at the end.
     pub estimator_table_bytes: u64,
+    /// Allocations of the replay at evenly spaced points of the float samples (at most
+    /// [`TIMELINE_POINTS`], the last one at the end).
+    pub timeline: Vec<TimelinePoint>,
 }
 
 #[derive(Default)]
@@ -261,6 +293,11 @@ struct Collector {
     /// First sample time seen, seconds: base of `first_s`.
     base_s: Option<i64>,
     in_wbl: bool,
+    /// Capacities of a chunk stream as it grows ([`golang::chunk_caps`]).
+    caps: Vec<u64>,
+    /// The allocations so far, and the float samples between timeline points.
+    now: TimelinePoint,
+    tl_step: u64,
     out: Inputs,
 }
 
@@ -310,7 +347,34 @@ impl Collector {
             clock: None,
             base_s: None,
             in_wbl: false,
+            caps: golang::chunk_caps(),
+            now: TimelinePoint::default(),
+            tl_step: 1024,
             out: Inputs::default(),
+        }
+    }
+
+    /// Capacity of a chunk stream of `len` bytes (0: no chunk).
+    fn cap_of(&self, len: u64) -> u64 {
+        if len == 0 {
+            return 0;
+        }
+        for &c in &self.caps {
+            if c >= len {
+                return c;
+            }
+        }
+        golang::alloc(len)
+    }
+
+    fn note_timeline(&mut self) {
+        self.now.series = self.out.series;
+        let tl = &mut self.out.timeline;
+        tl.push(self.now);
+        if tl.len() >= TIMELINE_POINTS {
+            let kept: Vec<TimelinePoint> = tl.iter().skip(1).step_by(2).copied().collect();
+            *tl = kept;
+            self.tl_step *= 2;
         }
     }
 
@@ -474,8 +538,11 @@ impl Visitor for Collector {
         let e = self.table.get_mut(idx);
         let second = e.c.n == 1 && e.c.mmapped == 0 && e.c.t != i64::MIN;
         let prev_t = e.c.t;
+        let old_len = e.c.chunk_len();
         e.c.flags |= HAS_FLOAT;
-        match e.c.append(s.t, s.v.to_bits(), &rules) {
+        let appended = e.c.append(s.t, s.v.to_bits(), &rules);
+        let new_len = e.c.chunk_len();
+        match appended {
             Appended::OutOfOrder => {
                 self.out.out_of_order_dropped += 1;
                 return;
@@ -490,6 +557,23 @@ impl Visitor for Collector {
             e.c.flags |= LAST_STALE;
         } else {
             e.c.flags &= !LAST_STALE;
+        }
+        let (old_cap, new_cap) = (self.cap_of(old_len), self.cap_of(new_len));
+        if let Appended::Cut { .. } = appended {
+            // A new chunk (the old one, if any, is m-mapped: its stream is garbage).
+            if old_len == 0 {
+                self.now.open_chunks += 1;
+            }
+            self.now.chunks_created += 1;
+            self.now.chunk_alloc_bytes += new_cap;
+            self.now.chunk_live_bytes = self.now.chunk_live_bytes + new_cap - old_cap;
+        } else if new_cap > old_cap {
+            self.now.chunk_alloc_bytes += new_cap;
+            self.now.chunk_live_bytes += new_cap - old_cap;
+        }
+        self.now.samples += 1;
+        if self.now.samples.is_multiple_of(self.tl_step) {
+            self.note_timeline();
         }
         if second {
             self.note_delta(s.t - prev_t);
@@ -690,6 +774,9 @@ impl Collector {
 }
 
 fn finish_inputs(mut col: Collector, opts: &ScanOptions) -> Inputs {
+    if col.out.timeline.last().map(|p| p.samples) != Some(col.now.samples) || col.now.samples == 0 {
+        col.note_timeline();
+    }
     let warmup_ms = col.warmup_ms();
     let mut o = std::mem::take(&mut col.out);
     o.scrape_interval_ms = col.interval_ms;
