@@ -6,7 +6,8 @@ use walfix::report::show_path;
 use walfix::{Level, Report, Severity, Stats};
 use walfix_format::text::escape_controls;
 
-fn size(b: u64) -> String {
+/// Bytes for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
+pub fn size(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut u = 0;

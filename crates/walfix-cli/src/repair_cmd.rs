@@ -69,15 +69,7 @@ enum ModeArg {
     Truncate,
 }
 
-fn size(b: u64) -> String {
-    if b < 1024 {
-        format!("{b} B")
-    } else if b < 1 << 20 {
-        format!("{:.1} KiB", b as f64 / 1024.0)
-    } else {
-        format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
-    }
-}
+use crate::human::size;
 
 fn loss_text(l: &Loss) -> String {
     let mut parts = Vec::new();

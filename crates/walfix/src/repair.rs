@@ -427,8 +427,15 @@ pub struct Correction {
     pub place: &'static str,
 }
 
-/// True if a record's stored payload decompresses, decodes and is accepted in this log kind.
-fn record_good(compression: Compression, payload: &[u8], kind: LogKind, buf: &mut Vec<u8>) -> bool {
+/// True if a record's stored payload decompresses (into `buf`), decodes (into `v`) and is
+/// accepted in this log kind. Types Prometheus skips unknown are kept as they are (not damage).
+fn record_good(
+    compression: Compression,
+    payload: &[u8],
+    kind: LogKind,
+    buf: &mut Vec<u8>,
+    v: &mut impl Visitor,
+) -> bool {
     decompress(compression, payload, buf).is_ok()
         && match buf.first() {
             None => true,
@@ -437,7 +444,7 @@ fn record_good(compression: Compression, payload: &[u8], kind: LogKind, buf: &mu
                 match kind.accepts(t) {
                     Acceptance::RejectedByPrometheus => false,
                     Acceptance::IgnoredByPrometheus if t.is_none() => true,
-                    _ => record::visit(buf, &mut ()).is_ok(),
+                    _ => record::visit(buf, v).is_ok(),
                 }
             }
         }
@@ -505,7 +512,7 @@ pub fn correct_segment(data: &[u8], kind: LogKind) -> (Option<Vec<u8>>, Vec<Corr
                     break
                 }
                 Event::Record(r) if r.offset <= at && at < r.end => {
-                    ok = record_good(r.compression, r.payload, kind, &mut buf);
+                    ok = record_good(r.compression, r.payload, kind, &mut buf, &mut ());
                     break;
                 }
                 _ => {}
@@ -563,19 +570,7 @@ pub fn salvage(data: &[u8], kind: LogKind, cut: Option<usize>) -> (Vec<u8>, Loss
         };
         let mut count = Count::default();
         let good = cut.is_none_or(|c| r.end < c)
-            && decompress(r.compression, r.payload, &mut buf).is_ok()
-            && match buf.first() {
-                None => true,
-                Some(&b) => {
-                    let t = RecordType::from_u8(b);
-                    match kind.accepts(t) {
-                        Acceptance::RejectedByPrometheus => false,
-                        // Types Prometheus skips are kept as they are (they are not damage).
-                        Acceptance::IgnoredByPrometheus if t.is_none() => true,
-                        _ => record::visit(&buf, &mut count).is_ok(),
-                    }
-                }
-            };
+            && record_good(r.compression, r.payload, kind, &mut buf, &mut count);
         if good {
             enc.append_stored(r.payload, r.compression);
             kept += 1;
