@@ -39,7 +39,12 @@ pub trait Fs: Sync {
     /// a last page zero-padded), so a crash leaves the old file or the new one, and it needs no
     /// free space.
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
-        let f = OpenOptions::new().write(true).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never through a symlink (repair checks before; this closes the race).
+        let f = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
         f.set_len(len)?;
         f.sync_all()
     }

@@ -1516,8 +1516,16 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
         .actions
         .iter()
         .map(|a| match a {
-            // Cutting a tail and zero-padding are done in place and take no space.
-            Action::SalvageSegment { path, .. } => {
+            // Cutting a tail and zero-padding are done in place and take no space (but for
+            // links, which are replaced).
+            Action::TruncateSegment { path, .. } | Action::PadSegment { path, .. }
+                if in_place_ok(&before_rename(path)) =>
+            {
+                0
+            }
+            Action::SalvageSegment { path, .. }
+            | Action::TruncateSegment { path, .. }
+            | Action::PadSegment { path, .. } => {
                 fs::metadata(before_rename(path))
                     .map(|m| m.len())
                     .unwrap_or(0)
@@ -1575,6 +1583,13 @@ pub fn execute(plan: &Plan, opts: &RepairOptions, fs_: &dyn Fs) -> Result<Outcom
         pruned,
         after: check_layout(&layout, &check_opts),
     })
+}
+
+/// True if `path` may be cut or padded in place: a regular file (not a symlink) with no other
+/// name, so no byte outside the WAL can change.
+fn in_place_ok(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file() && m.nlink() == 1)
 }
 
 fn kind_of(path: &Path) -> LogKind {
@@ -1675,6 +1690,17 @@ fn apply(fs_: &dyn Fs, a: &Action, opts: &RepairOptions) -> Result<(), RepairErr
     let what = |verb: &str, p: &Path| format!("{verb} {}", p.display());
     match a {
         Action::SalvageSegment { path, .. } => {
+            let bytes = new_content(a, opts, &|p| p.to_path_buf())
+                .map_err(step(what("reading", path)))?
+                .unwrap_or_default();
+            replace_file(fs_, path, &mut |w| w.write_all(&bytes))
+                .map_err(step(what("rewriting", path)))
+        }
+        // A link (symbolic, or a second name of the same file) is never written through: it
+        // is replaced by a new file, as every other rewrite is.
+        Action::TruncateSegment { path, .. } | Action::PadSegment { path, .. }
+            if !in_place_ok(path) =>
+        {
             let bytes = new_content(a, opts, &|p| p.to_path_buf())
                 .map_err(step(what("reading", path)))?
                 .unwrap_or_default();

@@ -973,3 +973,32 @@ fn a_segment_written_between_plan_and_execute_is_refused() {
     assert_eq!(snapshot(&data), before);
     assert!(!data.join("walfix-backup").exists());
 }
+
+/// Cutting a tail in place must not change a file outside the WAL: a segment that is a second
+/// name (hard link) of such a file, or a symlink to one, is replaced instead, as before.
+#[test]
+fn a_tail_is_never_cut_through_a_link_to_a_file_outside() {
+    for link in ["hard", "sym"] {
+        let (t, data) = copy("small-clean--trunc-tail");
+        let seg = data.join("wal/00000003");
+        let outside = t.path().join("outside");
+        fs::rename(&seg, &outside).unwrap();
+        if link == "hard" {
+            fs::hard_link(&outside, &seg).unwrap();
+        } else {
+            std::os::unix::fs::symlink(&outside, &seg).unwrap();
+        }
+        let before = fs::read(&outside).unwrap();
+        let after = repair(&data, &opts(Mode::Salvage));
+        assert!(after.worst < Severity::Repairable, "{link}");
+        assert_eq!(
+            fs::read(&outside).unwrap(),
+            before,
+            "{link}: the file outside changed"
+        );
+        assert!(
+            fs::read(&seg).unwrap().len() < before.len(),
+            "{link}: not cut"
+        );
+    }
+}
