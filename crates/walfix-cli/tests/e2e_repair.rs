@@ -799,3 +799,98 @@ fn preflight_repairs_a_torn_tail_and_prometheus_logs_no_repair() {
         }
     }
 }
+
+/// Series entries Prometheus 3.5 wrote into the first record of v3-checkpoint's checkpoint, a
+/// two-fragment snappy series record, from `walfix dump` of the undamaged corpus.
+fn series_in_first_record(seg: &Path) -> u64 {
+    let out = Command::new(env!("CARGO_BIN_EXE_walfix"))
+        .args(["dump", "--type", "series"])
+        .arg(seg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let (seg_name, offset) = (first["segment"].clone(), first["offset"].clone());
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["segment"] == seg_name && v["offset"] == offset)
+        .count() as u64
+}
+
+/// The tail of a checkpoint's series record lost (bytes overwritten in its `last` fragment, more
+/// than one so no correction applies): salvage keeps the entries that decode from the `first`
+/// fragment, and real Prometheus then has those series and their samples. Compared with the
+/// same damage plus damage in the `first` fragment, where nothing of the record can be kept.
+#[test]
+#[ignore = "needs a real Prometheus: run scripts/test.sh"]
+fn a_series_record_that_lost_its_tail_keeps_its_first_entries_in_real_prometheus() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let seg_rel = Path::new("wal/checkpoint.00000001/00000000");
+    let original = fs::read(root().join("testdata/corpora/v3-checkpoint").join(seg_rel)).unwrap();
+    // Fragment headers: `first` at 0, `last` at 32768 (type byte 2 and 4, snappy flag 0x08).
+    assert_eq!((original[0] & 7, original[32768] & 7), (2, 4), "the corpus changed");
+    let in_record = series_in_first_record(
+        &root()
+            .join("testdata/corpora/v3-checkpoint")
+            .join(seg_rel),
+    );
+    let mut results = Vec::new();
+    for what in ["clean", "tail", "whole"] {
+        let dir = tmp.path().join(what);
+        let data = dir.join("data");
+        copy_corpus("v3-checkpoint", &data);
+        let mut kept = 0;
+        if what != "clean" {
+            let mut bytes = original.clone();
+            for x in &mut bytes[32768 + 7 + 100..32768 + 7 + 108] {
+                *x ^= 0x5a;
+            }
+            if what == "whole" {
+                for x in &mut bytes[7 + 50..7 + 58] {
+                    *x ^= 0x5a;
+                }
+            }
+            fs::write(data.join(seg_rel), &bytes).unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_walfix"))
+                .args(["repair", "--mode", "salvage", "--json"])
+                .arg(&data)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            assert_eq!(out.status.code(), Some(0), "walfix repair:\n{text}");
+            kept = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter_map(|v| v["loss"]["series_kept"].as_u64())
+                .sum::<u64>();
+        }
+        let r = replay("3.5", &data, &dir, what);
+        if what != "clean" {
+            if let Err(e) = r.clean_start() {
+                panic!("{what}: {e}\nfiles:\n{}", listing(&data));
+            }
+        }
+        results.push((r, kept));
+    }
+    let (whole, whole_kept) = results.pop().unwrap();
+    let (tail, kept) = results.pop().unwrap();
+    let (clean, _) = results.pop().unwrap();
+    eprintln!(
+        "checkpoint series record of {in_record} entries: clean {}, tail lost {} (kept {kept}), whole record lost {}",
+        clean.cell(),
+        tail.cell(),
+        whole.cell()
+    );
+    assert_eq!(whole_kept, 0);
+    assert!(kept > 0 && kept < in_record, "kept {kept} of {in_record}");
+    let (s_clean, s_tail, s_whole) = (
+        clean.series().unwrap(),
+        tail.series().unwrap(),
+        whole.series().unwrap(),
+    );
+    // Every kept entry is a series Prometheus has again; every lost one is missing.
+    assert_eq!(s_whole, s_clean - in_record);
+    assert_eq!(s_tail, s_clean - (in_record - kept));
+    assert!(tail.samples().unwrap() > whole.samples().unwrap());
+}

@@ -158,3 +158,214 @@ fn zstd_frame(input: &[u8], out: &mut Vec<u8>) -> Result<(), DecompressError> {
     out.truncate(n);
     Ok(())
 }
+
+/// Decompresses as much of `input` as can be decoded from its start, into `out` (cleared
+/// first), and stops without error at the first element that is cut off or invalid.
+///
+/// For salvage: the verified fragments of a record whose tail was lost hold the front of its
+/// compressed stream, and snappy and zstd both decode front to back, so the bytes produced
+/// before the stream breaks off are the front of the original record. Output is bounded as in
+/// [`decompress`] (and by [`MAX_RECORD_SIZE`]), and grows only with output really produced.
+///
+/// ```
+/// use walfix_format::{compression::decompress_prefix, fragment::Compression};
+/// let text = b"series series series and more series".repeat(20);
+/// let packed = snap::raw::Encoder::new().compress_vec(&text).unwrap();
+/// let mut out = Vec::new();
+/// decompress_prefix(Compression::Snappy, &packed[..packed.len() / 2], &mut out);
+/// assert!(!out.is_empty() && text.starts_with(&out));
+/// ```
+pub fn decompress_prefix(compression: Compression, input: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    match compression {
+        Compression::None => out.extend_from_slice(input),
+        Compression::Snappy => snappy_prefix(input, out),
+        Compression::Zstd => zstd_prefix(input, out),
+    }
+}
+
+/// Snappy's block format element by element (format_description.txt in google/snappy): a
+/// uvarint length, then literals and back-references. Slow and simple: salvage only.
+fn snappy_prefix(input: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0usize;
+    let mut claimed = 0u64;
+    let mut shift = 0u32;
+    loop {
+        let Some(&b) = input.get(i) else { return };
+        i += 1;
+        claimed |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 28 {
+            return;
+        }
+    }
+    let limit = (claimed as usize)
+        .min(MAX_RECORD_SIZE)
+        .min(input.len().saturating_mul(SNAPPY_MAX_RATIO as usize) + 64);
+    let le = |from: usize, n: usize| -> Option<usize> {
+        let b = input.get(from..from + n)?;
+        Some(b.iter().rev().fold(0usize, |acc, &x| (acc << 8) | usize::from(x)))
+    };
+    while out.len() < limit {
+        let Some(&tag) = input.get(i) else { return };
+        let (len, offset, used) = match tag & 3 {
+            0 => {
+                let short = usize::from(tag >> 2);
+                let (len, used) = if short < 60 {
+                    (short + 1, 1)
+                } else {
+                    let n = short - 59;
+                    match le(i + 1, n) {
+                        Some(v) => (v + 1, 1 + n),
+                        None => return,
+                    }
+                };
+                // A literal cut off by the end of the input still gives the bytes it has.
+                let start = (i + used).min(input.len());
+                let have = len.min(input.len() - start).min(limit - out.len());
+                out.extend_from_slice(&input[start..start + have]);
+                if have < len {
+                    return;
+                }
+                i += used + len;
+                continue;
+            }
+            1 => match input.get(i + 1) {
+                Some(&lo) => (
+                    4 + usize::from((tag >> 2) & 7),
+                    (usize::from(tag >> 5) << 8) | usize::from(lo),
+                    2,
+                ),
+                None => return,
+            },
+            2 => match le(i + 1, 2) {
+                Some(o) => (1 + usize::from(tag >> 2), o, 3),
+                None => return,
+            },
+            _ => match le(i + 1, 4) {
+                Some(o) => (1 + usize::from(tag >> 2), o, 5),
+                None => return,
+            },
+        };
+        if offset == 0 || offset > out.len() || out.len() + len > limit {
+            return;
+        }
+        // Byte by byte: a copy may overlap what it produces (offset < len repeats a pattern).
+        let from = out.len() - offset;
+        for k in 0..len {
+            let b = out[from + k];
+            out.push(b);
+        }
+        i += used;
+    }
+}
+
+fn zstd_prefix(input: &[u8], out: &mut Vec<u8>) {
+    use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
+    let Ok(mut dec) = Decoder::new() else { return };
+    let mut inb = InBuffer::around(input);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let mut outb = OutBuffer::around(&mut chunk[..]);
+        let res = dec.run(&mut inb, &mut outb);
+        let produced = outb.pos();
+        if out.len() + produced > MAX_RECORD_SIZE {
+            return;
+        }
+        out.extend_from_slice(&chunk[..produced]);
+        match res {
+            Ok(0) => return,
+            Ok(_) if produced == 0 && inb.pos() == input.len() => return,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::*;
+
+    /// Record-like bytes: repeated label strings (back-references) mixed with noise (literals).
+    fn sample_record(n: usize) -> Vec<u8> {
+        let mut v = vec![1u8];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..n {
+            v.extend_from_slice(b"\x08__name__\x13node_cpu_seconds_total\x03cpu");
+            v.extend_from_slice(format!("{}", i % 17).as_bytes());
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.extend_from_slice(&x.to_le_bytes()[..(i % 8)]);
+        }
+        v
+    }
+
+    /// Every cut of a stream made by the snap crate (an independent encoder) decodes to a prefix
+    /// of the original; the whole stream decodes to all of it; longer cuts never give less.
+    #[test]
+    fn snappy_prefix_of_every_cut() {
+        let rec = sample_record(300);
+        let packed = snap::raw::Encoder::new().compress_vec(&rec).unwrap();
+        let mut out = Vec::new();
+        let mut last = 0;
+        for cut in 0..=packed.len() {
+            decompress_prefix(Compression::Snappy, &packed[..cut], &mut out);
+            assert!(rec.starts_with(&out), "cut {cut}");
+            assert!(out.len() >= last, "cut {cut}: {} < {last}", out.len());
+            last = out.len();
+        }
+        assert_eq!(out, rec);
+    }
+
+    #[test]
+    fn zstd_prefix_of_cuts() {
+        // Small blocks would need a special encoder; a long record makes several 128 KiB blocks.
+        let rec = sample_record(20_000);
+        let packed = zstd::bulk::compress(&rec, 3).unwrap();
+        let mut out = Vec::new();
+        let mut last = 0;
+        for cut in (0..=packed.len()).step_by(997).chain([packed.len()]) {
+            decompress_prefix(Compression::Zstd, &packed[..cut], &mut out);
+            assert!(rec.starts_with(&out), "cut {cut}");
+            assert!(out.len() >= last);
+            last = out.len();
+        }
+        assert_eq!(out, rec);
+        // A cut near the end leaves the blocks before it.
+        decompress_prefix(Compression::Zstd, &packed[..packed.len() - 100], &mut out);
+        assert!(out.len() >= 128 * 1024, "{} bytes", out.len());
+    }
+
+    /// Hand-made snappy: a literal "abc", a 1-byte-offset copy that overlaps itself, then a copy
+    /// whose offset points before the start (invalid: decoding stops there).
+    #[test]
+    fn snappy_prefix_hand_made() {
+        // Preamble 20; literal len 3 (tag (3-1)<<2 = 8); copy1 len 6 off 3: tag = ((6-4)<<2)|1,
+        // offset byte 3; copy1 len 4 off 200: invalid.
+        let stream = [20u8, 8, b'a', b'b', b'c', (2 << 2) | 1, 3, 1, 200];
+        let mut out = Vec::new();
+        decompress_prefix(Compression::Snappy, &stream, &mut out);
+        assert_eq!(out, b"abcabcabc");
+        // The snap crate agrees on the valid part and rejects the whole.
+        let mut full = [0u8; 9];
+        assert!(snap::raw::Decoder::new()
+            .decompress(&[9u8, 8, b'a', b'b', b'c', (2 << 2) | 1, 3], &mut full)
+            .is_ok());
+        assert_eq!(&full, b"abcabcabc");
+        assert!(snap::raw::Decoder::new()
+            .decompress(&stream, &mut [0u8; 20])
+            .is_err());
+    }
+
+    #[test]
+    fn prefix_never_claims_beyond_input() {
+        // A preamble claiming 4 GiB with no elements: nothing produced, nothing allocated.
+        let mut out = Vec::new();
+        decompress_prefix(Compression::Snappy, &[0xff, 0xff, 0xff, 0xff, 0x0f], &mut out);
+        assert!(out.is_empty() && out.capacity() == 0);
+    }
+}

@@ -90,11 +90,15 @@ pub struct Loss {
     pub min_time: Option<i64>,
     /// Time range of the removed samples (ms).
     pub max_time: Option<i64>,
+    /// Series entries kept from damaged series records: the entries that decode before the
+    /// damage are written back as a shorter series record in the same place (not in `series`).
+    pub series_kept: u64,
 }
 
 impl Loss {
     fn add(&mut self, o: &Loss) {
         self.records += o.records;
+        self.series_kept += o.series_kept;
         self.damaged_regions += o.damaged_regions;
         self.bytes += o.bytes;
         self.series += o.series;
@@ -379,6 +383,7 @@ impl Count {
             other_entries: self.other,
             min_time: self.min_t,
             max_time: self.max_t,
+            series_kept: 0,
         }
     }
 }
@@ -563,14 +568,20 @@ pub fn salvage(data: &[u8], kind: LogKind, cut: Option<usize>) -> (Vec<u8>, Loss
                 if p.is_error() {
                     loss.damaged_regions += 1;
                     loss.bytes += p.end.saturating_sub(p.lost_from) as u64;
+                    if cut.is_none_or(|c| p.lost_from < c) {
+                        if let Some((front, compression)) = verified_front(data, p.lost_from) {
+                            loss.series_kept +=
+                                keep_series_front(&front, compression, kind, &mut enc, &mut buf);
+                        }
+                    }
                 }
                 continue;
             }
             Event::Record(r) => r,
         };
         let mut count = Count::default();
-        let good = cut.is_none_or(|c| r.end < c)
-            && record_good(r.compression, r.payload, kind, &mut buf, &mut count);
+        let in_range = cut.is_none_or(|c| r.end < c);
+        let good = in_range && record_good(r.compression, r.payload, kind, &mut buf, &mut count);
         if good {
             enc.append_stored(r.payload, r.compression);
             kept += 1;
@@ -579,10 +590,99 @@ pub fn salvage(data: &[u8], kind: LogKind, cut: Option<usize>) -> (Vec<u8>, Loss
                 // Count what a dropped-but-readable record held (best effort on partial decodes).
                 let _ = record::visit(&buf, &mut count);
             }
-            loss.add(&count.into_loss((r.end - r.offset) as u64));
+            let mut l = count.into_loss((r.end - r.offset) as u64);
+            if in_range {
+                let n = keep_series_front(r.payload, r.compression, kind, &mut enc, &mut buf);
+                l.series = l.series.saturating_sub(n);
+                l.series_kept = n;
+            }
+            loss.add(&l);
         }
     }
     (enc.into_bytes(), loss, kept)
+}
+
+/// The stored payload of the record starting at `from`, as far as its fragments check out:
+/// a `first`, then `middle`s (and a `last`), each with a matching CRC-32C, read as
+/// Prometheus's reader walks pages (a page's rest is skipped when too short for a header or
+/// zero). `None` if the fragment at `from` is not a sound `first`.
+fn verified_front(data: &[u8], from: usize) -> Option<(Vec<u8>, Compression)> {
+    use walfix_format::fragment::{FragmentHeader, FragmentType, HEADER_SIZE};
+    let mut out = Vec::new();
+    let mut compression = None;
+    let mut q = from;
+    loop {
+        let Some(h) = data.get(q..q + HEADER_SIZE) else {
+            break;
+        };
+        let h = FragmentHeader::parse(h.try_into().ok()?);
+        let end = q + HEADER_SIZE + usize::from(h.len);
+        let page_end = walfix_format::fragment::page_start(q) + PAGE_SIZE;
+        let Some(payload) = data.get(q + HEADER_SIZE..end) else {
+            break;
+        };
+        let kind_ok = match (compression.is_none(), h.kind()) {
+            (true, FragmentType::First) => true,
+            (false, FragmentType::Middle | FragmentType::Last) => true,
+            _ => false,
+        };
+        if !kind_ok || end > page_end || walfix_format::crc::crc32c(payload) != h.crc {
+            break;
+        }
+        out.extend_from_slice(payload);
+        compression.get_or_insert(h.compression());
+        if h.kind() == FragmentType::Last {
+            break;
+        }
+        q = if page_end - end < HEADER_SIZE || data.get(end) == Some(&0) {
+            page_end
+        } else {
+            end
+        };
+    }
+    Some((out, compression?))
+}
+
+/// Writes the series entries that decode from the front of a damaged series record as a new,
+/// shorter series record (compressed as the original was), and returns how many it kept.
+/// Entries before the damage are the bytes Prometheus wrote (their fragments' CRCs matched);
+/// later records' samples of these series then still find them. Nothing for other types, or
+/// where this log's replay does not apply series records.
+fn keep_series_front(
+    stored: &[u8],
+    compression: Compression,
+    kind: LogKind,
+    enc: &mut SegmentEncoder,
+    buf: &mut Vec<u8>,
+) -> u64 {
+    use walfix_format::compression::decompress_prefix;
+    use walfix_format::record::{OwnedSeries, Record};
+    if kind.accepts(Some(RecordType::Series)) != Acceptance::Expected {
+        return 0;
+    }
+    decompress_prefix(compression, stored, buf);
+    if buf.first().copied().and_then(RecordType::from_u8) != Some(RecordType::Series) {
+        return 0;
+    }
+    struct Keep(Vec<OwnedSeries>);
+    impl Visitor for Keep {
+        fn series(&mut self, s: &Series<'_>) {
+            self.0.push(OwnedSeries {
+                series_ref: s.series_ref,
+                labels: s.labels.to_vec(),
+            });
+        }
+    }
+    let mut keep = Keep(Vec::new());
+    // The error (if any) is where the damage begins; the entries before it are kept.
+    let _ = record::visit(buf, &mut keep);
+    let n = keep.0.len() as u64;
+    if n > 0 {
+        let mut rec = Vec::new();
+        Record::Series(keep.0).encode(&mut rec);
+        enc.append(&rec, compression);
+    }
+    n
 }
 
 /// Reads the segment at `path` with `f`; an error if another process truncated it meanwhile
