@@ -88,6 +88,12 @@ fn loss_text(l: &Loss) -> String {
     if !l.series_refs.is_empty() {
         parts.push(format!("series refs {:?}", l.series_refs));
     }
+    if l.series_kept > 0 {
+        parts.push(format!(
+            "of which the first {} series entries of damaged series records are kept (written back as shorter records)",
+            l.series_kept
+        ));
+    }
     if let (Some(a), Some(b)) = (l.min_time, l.max_time) {
         parts.push(format!(
             "time {} .. {}",

@@ -829,13 +829,15 @@ fn a_series_record_that_lost_its_tail_keeps_its_first_entries_in_real_prometheus
     let seg_rel = Path::new("wal/checkpoint.00000001/00000000");
     let original = fs::read(root().join("testdata/corpora/v3-checkpoint").join(seg_rel)).unwrap();
     // Fragment headers: `first` at 0, `last` at 32768 (type byte 2 and 4, snappy flag 0x08).
-    assert_eq!((original[0] & 7, original[32768] & 7), (2, 4), "the corpus changed");
-    let in_record = series_in_first_record(
-        &root()
-            .join("testdata/corpora/v3-checkpoint")
-            .join(seg_rel),
+    assert_eq!(
+        (original[0] & 7, original[32768] & 7),
+        (2, 4),
+        "the corpus changed"
     );
+    let in_record =
+        series_in_first_record(&root().join("testdata/corpora/v3-checkpoint").join(seg_rel));
     let mut results = Vec::new();
+    let mut predicted_drop = Vec::new();
     for what in ["clean", "tail", "whole"] {
         let dir = tmp.path().join(what);
         let data = dir.join("data");
@@ -861,6 +863,14 @@ fn a_series_record_that_lost_its_tail_keeps_its_first_entries_in_real_prometheus
             assert_eq!(out.status.code(), Some(0), "walfix repair:\n{text}");
             let v: Value = serde_json::from_str(&text).unwrap();
             kept = v["plan"]["loss"]["series_kept"].as_u64().unwrap();
+            predicted_drop.push(
+                v["predicted"]["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|f| f["unknown_refs"]["samples"].as_u64())
+                    .sum::<u64>(),
+            );
         }
         let r = replay("3.5", &data, &dir, what);
         if what != "clean" {
@@ -890,4 +900,13 @@ fn a_series_record_that_lost_its_tail_keeps_its_first_entries_in_real_prometheus
     assert_eq!(s_whole, s_clean - in_record);
     assert_eq!(s_tail, s_clean - (in_record - kept));
     assert!(tail.samples().unwrap() > whole.samples().unwrap());
+    // The prediction (samples of series whose record is gone) is what Prometheus dropped.
+    let all = clean.samples().unwrap();
+    assert_eq!(
+        predicted_drop,
+        [
+            all - tail.samples().unwrap(),
+            all - whole.samples().unwrap()
+        ]
+    );
 }
