@@ -6,7 +6,13 @@
 //! walfix-prof scan frames|records N FILE...        scan each FILE N times
 //! walfix-prof phases N FILE...                      time framing+CRC, snappy, decoding apart
 //! walfix-prof ceiling THREADS N FILE...             best of N: decompress every record only
+//! walfix-prof decoders N FILE...                    snap vs snipsnap on every snappy record
+//! walfix-prof payloads OUT FILE...                  snappy payloads to OUT (u32 LE length + bytes)
 //! ```
+//!
+//! `decoders` and `payloads` are the decoder comparison of issue 15 (BENCHMARKS.md): the same
+//! records, one thread, best of N, and every output compared with snap's byte for byte.
+//! `payloads` feeds benches/snappy-cpp.sh, which times Google's C++ snappy on the same bytes.
 //!
 //! `ceiling` is the floor under any full check: every record's payload is assembled into memory
 //! first (not timed), then THREADS threads take records one at a time and only decompress them.
@@ -67,10 +73,35 @@ fn main() {
                 files,
             );
         }
+        ["decoders", n, files @ ..] => decoders(n.parse().expect("N"), files),
+        ["payloads", out, files @ ..] => {
+            use std::io::Write;
+            let mut w = std::io::BufWriter::new(std::fs::File::create(out).expect("create"));
+            let (mut count, mut output) = (0, 0);
+            // FNV-1a over every output, as benches/snappy-cpp/bench.cc computes it.
+            let mut hash = 0xcbf2_9ce4_8422_2325u64;
+            for f in files {
+                for (p, c) in payloads(&std::fs::read(f).expect("read")) {
+                    if c == walfix_format::fragment::Compression::Snappy {
+                        w.write_all(&(p.len() as u32).to_le_bytes()).expect("write");
+                        w.write_all(&p).expect("write");
+                        let d = snap::raw::Decoder::new().decompress_vec(&p).expect("snap");
+                        for &b in &d {
+                            hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+                        }
+                        output += d.len();
+                        count += 1;
+                    }
+                }
+            }
+            w.flush().expect("write");
+            println!("snap: {count} records -> {output} bytes, fnv {hash:016x} (written to {out})");
+        }
         _ => {
             eprintln!(
                 "usage: walfix-prof gen snappy|zstd SIZE_MIB OUT | scan frames|records N FILE... \
-                 | phases N FILE... | ceiling THREADS N FILE..."
+                 | phases N FILE... | ceiling THREADS N FILE... | decoders N FILE... \
+                 | payloads OUT FILE..."
             );
             std::process::exit(2);
         }
@@ -166,6 +197,66 @@ fn ceiling(threads: usize, n: usize, files: &[&str]) {
         "ceiling --threads {threads}: {} records, {input} -> {output} bytes, best {best:.4} s, {:.2} GB/s of output",
         payloads.len(),
         output as f64 / best / 1e9
+    );
+}
+
+/// snap (what walfix uses) and snipsnap on every snappy record of `files`, one thread, best
+/// of `n` passes each, alternating so that drift on a shared machine hits both; each output
+/// must equal snap's.
+fn decoders(n: usize, files: &[&str]) {
+    use walfix_format::fragment::Compression;
+    let recs: Vec<Vec<u8>> = files
+        .iter()
+        .flat_map(|f| payloads(&std::fs::read(f).expect("read")))
+        .filter(|(_, c)| *c == Compression::Snappy)
+        .map(|(p, _)| p)
+        .collect();
+    let input: usize = recs.iter().map(Vec::len).sum();
+    let mut out = vec![0u8; 0];
+    let mut want = Vec::with_capacity(recs.len());
+    for r in &recs {
+        want.push(snap::raw::Decoder::new().decompress_vec(r).expect("snap"));
+    }
+    let output: usize = want.iter().map(Vec::len).sum();
+    for (r, w) in recs.iter().zip(&want) {
+        let got = snipsnap::decompress(r).expect("snipsnap rejected a record snap accepts");
+        assert!(got == *w, "snipsnap and snap disagree on a record");
+    }
+    let mut snap_best = f64::MAX;
+    let mut snip_best = f64::MAX;
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut d = snap::raw::Decoder::new();
+        for r in &recs {
+            let len = snap::raw::decompress_len(r).expect("len");
+            if out.len() < len {
+                out.resize(len, 0);
+            }
+            std::hint::black_box(d.decompress(r, &mut out[..len]).expect("snap"));
+        }
+        snap_best = snap_best.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for r in &recs {
+            let len = snipsnap::decompress_len(r).expect("len");
+            if out.len() < len {
+                out.resize(len, 0);
+            }
+            std::hint::black_box(
+                snipsnap::decompress_into(r, &mut out[..len])
+                    .expect("snipsnap")
+                    .len(),
+            );
+        }
+        snip_best = snip_best.min(t.elapsed().as_secs_f64());
+    }
+    let gbs = |s: f64| output as f64 / s / 1e9;
+    println!(
+        "decoders: {} snappy records, {input} -> {output} bytes, outputs equal; snap {snap_best:.4} s ({:.3} GB/s), \
+         snipsnap {snip_best:.4} s ({:.3} GB/s): snipsnap/snap speed {:.3}x",
+        recs.len(),
+        gbs(snap_best),
+        gbs(snip_best),
+        snap_best / snip_best
     );
 }
 

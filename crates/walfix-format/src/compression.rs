@@ -207,7 +207,11 @@ fn snappy_prefix(input: &[u8], out: &mut Vec<u8>) {
         .min(input.len().saturating_mul(SNAPPY_MAX_RATIO as usize) + 64);
     let le = |from: usize, n: usize| -> Option<usize> {
         let b = input.get(from..from + n)?;
-        Some(b.iter().rev().fold(0usize, |acc, &x| (acc << 8) | usize::from(x)))
+        Some(
+            b.iter()
+                .rev()
+                .fold(0usize, |acc, &x| (acc << 8) | usize::from(x)),
+        )
     };
     while out.len() < limit {
         let Some(&tag) = input.get(i) else { return };
@@ -365,7 +369,11 @@ mod prefix_tests {
     fn prefix_never_claims_beyond_input() {
         // A preamble claiming 4 GiB with no elements: nothing produced, nothing allocated.
         let mut out = Vec::new();
-        decompress_prefix(Compression::Snappy, &[0xff, 0xff, 0xff, 0xff, 0x0f], &mut out);
+        decompress_prefix(
+            Compression::Snappy,
+            &[0xff, 0xff, 0xff, 0xff, 0x0f],
+            &mut out,
+        );
         assert!(out.is_empty() && out.capacity() == 0);
     }
 }

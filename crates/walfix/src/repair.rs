@@ -611,21 +611,17 @@ fn verified_front(data: &[u8], from: usize) -> Option<(Vec<u8>, Compression)> {
     let mut out = Vec::new();
     let mut compression = None;
     let mut q = from;
-    loop {
-        let Some(h) = data.get(q..q + HEADER_SIZE) else {
-            break;
-        };
+    while let Some(h) = data.get(q..q + HEADER_SIZE) {
         let h = FragmentHeader::parse(h.try_into().ok()?);
         let end = q + HEADER_SIZE + usize::from(h.len);
         let page_end = walfix_format::fragment::page_start(q) + PAGE_SIZE;
         let Some(payload) = data.get(q + HEADER_SIZE..end) else {
             break;
         };
-        let kind_ok = match (compression.is_none(), h.kind()) {
-            (true, FragmentType::First) => true,
-            (false, FragmentType::Middle | FragmentType::Last) => true,
-            _ => false,
-        };
+        let kind_ok = matches!(
+            (compression.is_none(), h.kind()),
+            (true, FragmentType::First) | (false, FragmentType::Middle | FragmentType::Last)
+        );
         if !kind_ok || end > page_end || walfix_format::crc::crc32c(payload) != h.crc {
             break;
         }

@@ -65,7 +65,11 @@ fn salvage(data: &std::path::Path) -> u64 {
         })
         .sum();
     let out = execute(&p, &o, &walfix::fsops::RealFs).unwrap();
-    assert!(out.after.worst < Severity::Repairable, "{:?}", out.after.findings);
+    assert!(
+        out.after.worst < Severity::Repairable,
+        "{:?}",
+        out.after.findings
+    );
     kept
 }
 
@@ -90,7 +94,12 @@ fn entries_before_the_damage_in_a_checkpoint_series_record_are_kept() {
         panic!("the salvaged segment does not start with a series record");
     };
     // The kept entries are the original's first entries, byte for byte, and only those.
-    assert!(!now.is_empty() && now.len() < all.len(), "{} of {}", now.len(), all.len());
+    assert!(
+        !now.is_empty() && now.len() < all.len(),
+        "{} of {}",
+        now.len(),
+        all.len()
+    );
     assert_eq!(now[..], all[..now.len()]);
     assert_eq!(kept, now.len() as u64);
     // The first fragment holds 32761 payload bytes of a snappy stream of series entries
