@@ -144,6 +144,39 @@ fn stats_human_output() {
 }
 
 #[test]
+fn estimate_human_output() {
+    // Limit, version and CPUs are given, so nothing depends on the machine or its cgroup.
+    golden(
+        "estimate-checkpoint",
+        &[
+            "estimate",
+            "--prometheus-version",
+            "3.5",
+            "--memory-limit",
+            "268435456",
+            "--cpus",
+            "2",
+            "testdata/corpora/v3-checkpoint",
+        ],
+        None,
+    );
+    golden(
+        "estimate-2.42-tight",
+        &[
+            "estimate",
+            "--prometheus-version",
+            "2.42",
+            "--memory-limit",
+            "60000000",
+            "--cpus",
+            "2",
+            "testdata/corpora/small-clean",
+        ],
+        None,
+    );
+}
+
+#[test]
 fn preflight_human_output() {
     let t = tempfile::tempdir().unwrap();
     let tp = t.path().canonicalize().unwrap();
