@@ -951,6 +951,7 @@ pub fn gen_dir(inp: &mut Input<'_>, root: &Path) -> (std::path::PathBuf, walfix:
         } else {
             walfix::WalFlavor::Server
         },
+        ..Default::default()
     };
     let path = if flags & 16 != 0 {
         wal

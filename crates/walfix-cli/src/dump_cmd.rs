@@ -383,7 +383,10 @@ pub fn run(args: DumpArgs) -> ExitCode {
     let mut problems = 0u64;
     let mut records = 0u64;
     let mut err: Option<io::Error> = None;
-    for seg in replay_order(&layout) {
+    let order = replay_order(&layout);
+    let bar = crate::progress::Bar::bytes(order.iter().map(|s| s.len).sum(), "reading");
+    for seg in order {
+        bar.inc(seg.len);
         let in_range = seg.index >= filter.segments.0 && seg.index <= filter.segments.1;
         // Out of range, only series records still matter (for the selector).
         if !in_range && filter.selector.is_none() {

@@ -25,7 +25,7 @@ pub struct FlushArgs {
     dry_run: bool,
     /// Print one JSON object instead of the human report.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Write the blocks here instead of into DATA_DIR (for tests, or to check them first).
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,

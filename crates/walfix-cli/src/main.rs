@@ -6,6 +6,7 @@ mod flush_cmd;
 mod human;
 mod jsonl;
 mod preflight_cmd;
+mod progress;
 mod repair_cmd;
 mod stats_cmd;
 
@@ -27,6 +28,11 @@ Exit codes (made for a Kubernetes initContainer):
 #[derive(Parser)]
 #[command(name = "walfix", version, about = "Check and repair Prometheus write-ahead logs (WAL, WBL, checkpoints).", after_help = EXIT_CODES)]
 struct Cli {
+    /// No progress bar, and no human report on stdout: the exit code says the outcome. Errors
+    /// still go to stderr; `--json` output and dump's records are still printed, and preflight
+    /// keeps its report (it runs before Prometheus, whose stdout it hands on).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,6 +113,21 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    progress::set_quiet(cli.quiet);
+    let human_report = match &cli.command {
+        Command::Check(a) => !a.json,
+        Command::Repair(a) => !a.json,
+        Command::Estimate(a) => !a.json,
+        Command::Flush(a) => !a.json,
+        Command::Stats(a) => !a.json,
+        _ => false,
+    };
+    if cli.quiet && human_report {
+        if let Err(e) = progress::mute_stdout() {
+            eprintln!("walfix: -q: cannot redirect stdout to /dev/null: {e}");
+            return ExitCode::from(EXIT_OPERATIONAL);
+        }
+    }
     match cli.command {
         Command::Check(args) => run_check(args),
         Command::Repair(args) => repair_cmd::run(args),
@@ -172,9 +193,17 @@ fn run_check(args: CheckArgs) -> ExitCode {
         } else {
             walfix::WalFlavor::Server
         },
+        ..Default::default()
     };
-    let report = match walfix::check(&args.path, &opts) {
-        Ok(r) => r,
+    let report = match walfix::layout::discover(&args.path, opts.flavor) {
+        Ok(layout) => {
+            let bar = progress::Bar::bytes(progress::layout_bytes(&layout), "checking");
+            let opts = walfix::CheckOptions {
+                progress: bar.progress(),
+                ..opts.clone()
+            };
+            walfix::check_layout(&layout, &opts)
+        }
         Err(e) => {
             eprintln!(
                 "walfix: {}: {}",

@@ -60,7 +60,7 @@ pub struct RepairArgs {
     live_wait: f64,
     /// Print one JSON object (schema walfix-repair/1) instead of the human report.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -238,16 +238,23 @@ fn print_after(out: &mut impl Write, label: &str, after: &Report) -> io::Result<
 }
 
 pub fn run(args: RepairArgs) -> ExitCode {
+    let flavor = if args.agent {
+        walfix::WalFlavor::Agent
+    } else {
+        walfix::WalFlavor::Server
+    };
+    // Over the plan's full check, the long part; what follows reads what changes.
+    let bar = crate::progress::Bar::bytes(
+        walfix::layout::discover(&args.path, flavor)
+            .map_or(0, |l| crate::progress::layout_bytes(&l)),
+        "checking",
+    );
     let opts = RepairOptions {
         mode: match args.mode {
             ModeArg::Salvage => Mode::Salvage,
             ModeArg::Truncate => Mode::Truncate,
         },
-        flavor: if args.agent {
-            walfix::WalFlavor::Agent
-        } else {
-            walfix::WalFlavor::Server
-        },
+        flavor,
         backup_dir: args.backup_dir.clone(),
         pad: args.pad,
         force: args.force,
@@ -255,6 +262,7 @@ pub fn run(args: RepairArgs) -> ExitCode {
         no_correct: args.no_correct,
         keep_backups: (args.keep_backups > 0).then_some(args.keep_backups),
         live_wait: std::time::Duration::from_secs_f64(args.live_wait.clamp(0.0, 3600.0)),
+        progress: bar.progress(),
     };
     let plan = match repair::plan(&args.path, &opts) {
         Ok(p) => p,
@@ -267,6 +275,7 @@ pub fn run(args: RepairArgs) -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    drop(bar);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let unresolved = !plan.unresolved.is_empty();

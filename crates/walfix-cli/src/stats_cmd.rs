@@ -30,7 +30,7 @@ pub struct StatsArgs {
     path: PathBuf,
     /// One JSON object (schema walfix-stats/1) instead of the human report.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Entries in each ranking.
     #[arg(long, default_value_t = 10)]
     top: usize,
@@ -267,7 +267,10 @@ pub fn run(args: StatsArgs) -> ExitCode {
     };
     let mut segments = Vec::new();
     let mut ranks = Ranks::default();
-    for seg in replay_order(&layout) {
+    let order = replay_order(&layout);
+    let bar = crate::progress::Bar::bytes(order.iter().map(|s| s.len).sum(), "reading");
+    for seg in order {
+        bar.inc(seg.len);
         let mut c = Counts::default();
         let created = seg.kind != LogKind::Checkpoint;
         let res = read_segment(&seg, &mut |ev| {

@@ -660,6 +660,7 @@ pub fn flush(data_dir: &Path, opts: &FlushOptions) -> Result<FlushReport, FlushE
         &walfix::CheckOptions {
             level: walfix::Level::Records,
             flavor: opts.flavor,
+            ..Default::default()
         },
     )?;
     if check.exit_code != 0 {

@@ -20,6 +20,8 @@ pub struct CheckOptions {
     pub level: Level,
     /// Server or agent WAL.
     pub flavor: WalFlavor,
+    /// Told the bytes of each segment once it is read (for a progress bar).
+    pub progress: crate::Progress,
 }
 
 /// Checks the WAL, WBL and checkpoints under `path` (a data dir, a `wal/`, `wbl/` or
@@ -157,6 +159,7 @@ fn scan_log<'a>(
                     _ => role,
                 };
                 let scan = read_and_scan(seg, log.kind, opts.level, None);
+                opts.progress.advance(seg.len);
                 (seg, role, scan)
             })
             .collect();

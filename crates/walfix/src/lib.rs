@@ -59,6 +59,7 @@ pub mod layout;
 pub mod live;
 pub mod mmap;
 pub mod perms;
+pub mod progress;
 pub mod refset;
 pub mod repair;
 pub mod replay;
@@ -71,5 +72,6 @@ pub use walfix_format;
 
 pub use check::{check, check_layout, CheckOptions};
 pub use layout::WalFlavor;
+pub use progress::Progress;
 pub use report::{Finding, Report, Severity, Stats};
 pub use scan::Level;

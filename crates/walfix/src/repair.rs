@@ -64,6 +64,8 @@ pub struct RepairOptions {
     /// recently than that: a segment that grows means a Prometheus is writing (one without a
     /// lock file). Zero skips the watch.
     pub live_wait: std::time::Duration,
+    /// Told the bytes of each segment the plan's check reads (for a progress bar).
+    pub progress: crate::Progress,
 }
 
 /// What a change loses.
@@ -734,6 +736,7 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
     let layout = discover(path, opts.flavor)?;
     let check_opts = CheckOptions {
         flavor: opts.flavor,
+        progress: opts.progress.clone(),
         ..Default::default()
     };
     let before = check_layout(&layout, &check_opts);

@@ -47,6 +47,8 @@ pub struct Segment {
     pub index: u64,
     /// The file.
     pub path: PathBuf,
+    /// Its size when the layout was discovered (for progress; reads use the file as it is).
+    pub len: u64,
 }
 
 /// Every segment Prometheus replays, in the order it replays them.
@@ -61,6 +63,7 @@ pub fn replay_order(layout: &Layout) -> Vec<Segment> {
                     kind: LogKind::Checkpoint,
                     index: s.index,
                     path: s.path.clone(),
+                    len: s.len,
                 });
             }
         }
@@ -72,6 +75,7 @@ pub fn replay_order(layout: &Layout) -> Vec<Segment> {
                 kind: log.kind,
                 index: s.index,
                 path: s.path.clone(),
+                len: s.len,
             });
         }
     }
