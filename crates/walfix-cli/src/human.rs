@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use walfix::report::show_path;
+use walfix::report::{show_path, PrometheusOutcome};
 use walfix::{Level, Report, Severity, Stats};
 use walfix_format::text::escape_controls;
 
@@ -129,9 +129,16 @@ pub fn write(out: &mut impl Write, r: &Report, level: Level) -> io::Result<()> {
     }
     writeln!(out)?;
     let t = &r.totals;
+    // Only what Prometheus really replays is called replayed: a repair of its own drops part
+    // of it, and a Prometheus that does not start replays nothing.
+    let heading = match &r.prometheus {
+        PrometheusOutcome::ReplaysAll { .. } => "Replayed by Prometheus",
+        o if o.starts() => "In the logs (Prometheus's own repair drops part of this, see below)",
+        _ => "In the logs (not replayed: Prometheus does not start, see below)",
+    };
     writeln!(
         out,
-        "Replayed by Prometheus: {} segment(s), {}; {}",
+        "{heading}: {} segment(s), {}; {}",
         t.segments,
         size(t.bytes),
         counts(t)

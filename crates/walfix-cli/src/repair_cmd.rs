@@ -152,7 +152,7 @@ fn describe(a: &Action) -> String {
             "create {} with one empty segment, so replay starts right after it (no checkpoint and a first segment far above 0)",
             show_path(path)
         ),
-        Action::MoveToBackup { path, why } => {
+        Action::MoveToBackup { path, why, .. } => {
             format!("move {} to the backup: {}", show_path(path), escape_controls(why))
         }
         Action::RecoverRepairFile {

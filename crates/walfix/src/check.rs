@@ -10,7 +10,9 @@ use walfix_format::record::{LogKind, RecordType};
 use crate::layout::{discover, Leftover, Log, SegmentFile, WalFlavor};
 use crate::mmap::SegmentData;
 use crate::refset::RefSet;
-use crate::report::{Finding, LogSummary, PrometheusStop, Report, Severity, Stats};
+use crate::report::{
+    Finding, LogSummary, NotReplayed, PrometheusOutcome, PrometheusStop, Report, Severity, Stats,
+};
 use crate::scan::{scan_segment, Level, SegmentScan};
 
 /// Options for [`check`].
@@ -90,7 +92,17 @@ pub fn check_layout(layout: &crate::layout::Layout, opts: &CheckOptions) -> Repo
         }
     }
 
-    let outcome = prometheus_view(&replay, &mut findings, startup_failure, &totals);
+    let not_replayed: Vec<NotReplayed> = layout
+        .logs
+        .iter()
+        .flat_map(|log| {
+            log.leftovers.iter().filter_map(move |l| match l {
+                Leftover::RepairFile(p) => Some(repair_file_loss(log, p, opts.level)),
+                _ => None,
+            })
+        })
+        .collect();
+    let outcome = prometheus_view(&replay, startup_failure, &totals, not_replayed);
     for s in &replay {
         segment_findings(s, &mut findings);
     }
@@ -107,7 +119,8 @@ pub fn check_layout(layout: &crate::layout::Layout, opts: &CheckOptions) -> Repo
         findings,
         totals,
         distinct_series: known.len(),
-        prometheus_outcome: outcome,
+        prometheus_outcome: outcome.to_string(),
+        prometheus: outcome,
         worst,
         exit_code: worst.exit_code(),
     }
@@ -476,62 +489,119 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
     }
 }
 
-fn percent(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        return "0%".into();
-    }
-    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
-}
-
 fn entries(stats: &Stats) -> u64 {
     stats.float_samples + stats.histogram_samples + stats.float_histogram_samples
 }
 
-/// Works out what Prometheus does on start and fills `prometheus`/`prometheus_error` of the
-/// finding where it would stop. Returns the one-sentence outcome.
+/// Records of a `.repair` file that the segment of its number lacks. Prometheus's repair
+/// (tsdb/wlog/wlog.go@v3.5.0 `Repair`) renames the damaged segment to `NNNNNNNN.repair`,
+/// creates an empty segment of that number, copies the records before the damage into it and
+/// only then removes the `.repair` file; a failure in between (no space, killed) leaves it.
+/// `listSegments` skips names that are not numbers, so no later start reads it: what was not
+/// copied yet is gone without an error.
+fn repair_file_loss(log: &Log, path: &Path, level: Level) -> NotReplayed {
+    let count = |p: &Path| -> (u64, u64) {
+        match SegmentData::open(p) {
+            Ok(d) => {
+                let sc = scan_segment(&d, log.kind, level, None);
+                if d.check_intact(p).is_err() {
+                    return (0, 0);
+                }
+                (sc.stats.records, entries(&sc.stats))
+            }
+            Err(_) => (0, 0),
+        }
+    };
+    let (records, samples) = count(path);
+    let seg_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".repair").to_string())
+        .unwrap_or_default();
+    let index = crate::layout::parse_index(&seg_name);
+    let (seg_records, seg_samples) = log
+        .segments
+        .iter()
+        .find(|s| Some(s.index) == index && !s.is_dir)
+        .map_or((0, 0), |s| count(&s.path));
+    NotReplayed {
+        file: path.to_path_buf(),
+        records: records.saturating_sub(seg_records),
+        samples: samples.saturating_sub(seg_samples),
+    }
+}
+
+/// Works out what Prometheus does on start: the first thing in replay order that stops it
+/// (a start-up check, a segment it cannot open, a corruption) decides.
 fn prometheus_view(
     replay: &[Scanned<'_>],
-    findings: &mut Vec<Finding>,
     startup_failure: Option<String>,
     totals: &Stats,
-) -> String {
+    not_replayed: Vec<NotReplayed>,
+) -> PrometheusOutcome {
     if let Some(msg) = startup_failure {
-        return format!("Prometheus does not start: {msg}");
+        return PrometheusOutcome::DoesNotStart { error: msg };
+    }
+    enum Stop<'a> {
+        Unreadable(&'a io::Error),
+        Corrupt(&'a Problem),
     }
     // The first error in replay order: checkpoint, then live segments, then the WBL.
     let first = replay.iter().enumerate().find_map(|(i, s)| {
         if s.role == Role::Covered {
             return None;
         }
-        let scan = s.scan.as_ref().ok()?;
-        let p = scan.problems.iter().find(|p| p.prometheus.is_some())?;
-        Some((i, p))
-    });
-    let Some((i, p)) = first else {
-        let mut unknown = crate::report::UnknownRefs::default();
-        for s in replay.iter().filter(|s| s.role != Role::Covered) {
-            if let Ok(scan) = &s.scan {
-                unknown.add(&scan.unknown);
+        match &s.scan {
+            // A directory is a start-up failure, reported above.
+            Err(_) if s.seg.is_dir => None,
+            Err(e) => Some((i, Stop::Unreadable(e))),
+            Ok(scan) => {
+                let p = scan.problems.iter().find(|p| p.prometheus.is_some())?;
+                Some((i, Stop::Corrupt(p)))
             }
         }
-        if unknown.entries() > 0 {
-            return format!(
-                "Prometheus replays everything without error, but drops {} samples, {} histograms and {} other entries whose series record is missing (`Unknown series references`)",
-                unknown.samples,
-                unknown.histograms,
-                unknown.entries() - unknown.samples - unknown.histograms
-            );
+    });
+    let p = match first {
+        None => {
+            let mut unknown = crate::report::UnknownRefs::default();
+            for s in replay.iter().filter(|s| s.role != Role::Covered) {
+                if let Ok(scan) = &s.scan {
+                    unknown.add(&scan.unknown);
+                }
+            }
+            return PrometheusOutcome::ReplaysAll {
+                unknown_refs: unknown,
+                not_replayed,
+            };
         }
-        return "Prometheus replays everything without error".to_string();
+        Some((i, Stop::Unreadable(e))) => {
+            // head.go@v3.5.0 Init: `open checkpoint: %w` / `open WAL segment: %d: %w` /
+            // `open WBL segment: %d: %w`; not a CorruptionErr, so db.go's open hands it to
+            // wlog.Repair, which refuses it (`cannot handle error`), and the open fails.
+            let s = &replay[i];
+            let (log, what) = match s.role {
+                Role::Checkpoint => ("WAL", "open checkpoint".to_string()),
+                _ if s.log.kind == LogKind::Wbl => {
+                    ("WBL", format!("open WBL segment: {}", s.seg.index))
+                }
+                _ => ("WAL", format!("open WAL segment: {}", s.seg.index)),
+            };
+            return PrometheusOutcome::DoesNotStart {
+                error: format!(
+                    "it cannot read {}: {e} (`opening storage failed: repair corrupted {log}: cannot handle error: {what}: open {}: ...`)",
+                    s.seg.path.display(),
+                    s.seg.path.display()
+                ),
+            };
+        }
+        Some((i, Stop::Corrupt(p))) => (i, p),
     };
+    let (i, p) = p;
     let s = &replay[i];
     let prom = p.prometheus.as_ref().expect("filtered above");
-    let line = format!(
-        "corruption in segment {} at {}: {}",
-        s.seg.path.display(),
-        prom.offset,
-        prom.message
-    );
+    let error = PrometheusStop {
+        offset: prom.offset as u64,
+        message: prom.message.clone(),
+    };
     match s.role {
         Role::Checkpoint => {
             let live: Vec<_> = replay
@@ -542,22 +612,20 @@ fn prometheus_view(
                         && r.seg.index > s.seg.index
                 })
                 .collect();
-            let bytes: u64 = live.iter().map(|r| r.seg.len).sum();
-            format!(
-                "Prometheus fails loading the checkpoint ({line}) and misdirects its repair at the live WAL (prometheus/prometheus#7530): it deletes every WAL segment numbered above {} ({} segments, {} bytes), then fails to start",
-                s.seg.index,
-                live.len(),
-                bytes
-            )
+            PrometheusOutcome::CheckpointRepairFails {
+                file: s.seg.path.clone(),
+                segment: s.seg.index,
+                error,
+                segments_deleted: live.len() as u64,
+                bytes_deleted: live.iter().map(|r| r.seg.len).sum(),
+            }
         }
         _ => {
-            let same_log: Vec<_> = replay
+            let later: Vec<_> = replay
                 .iter()
-                .filter(|r| std::ptr::eq(r.log, s.log) && r.role == Role::Live)
-                .collect();
-            let later: Vec<_> = same_log
-                .iter()
-                .filter(|r| r.seg.index > s.seg.index)
+                .filter(|r| {
+                    std::ptr::eq(r.log, s.log) && r.role == Role::Live && r.seg.index > s.seg.index
+                })
                 .collect();
             let later_entries: u64 = later
                 .iter()
@@ -569,23 +637,21 @@ fn prometheus_view(
             let kept_here = scan
                 .and_then(|sc| sc.samples_before_first_error)
                 .unwrap_or(0);
-            let lost = seg_entries.saturating_sub(kept_here) + later_entries;
-            let total = entries(totals);
-            let what = if s.log.kind == LogKind::Wbl {
-                "WBL"
-            } else {
-                "WAL"
-            };
-            let _ = findings;
-            format!(
-                "Prometheus stops replay at `{line}`; its {what} repair keeps the {} records before it in segment {:08}, deletes the rest of that segment and {} later segment(s), and loses {} of {} samples ({}) before it starts",
-                p.record_index,
-                s.seg.index,
-                later.len(),
-                lost,
-                total,
-                percent(lost, total)
-            )
+            PrometheusOutcome::RepairsAndStarts {
+                log: if s.log.kind == LogKind::Wbl {
+                    LogKind::Wbl
+                } else {
+                    LogKind::Wal
+                },
+                file: s.seg.path.clone(),
+                segment: s.seg.index,
+                error,
+                records_kept: p.record_index,
+                later_segments_deleted: later.len() as u64,
+                samples_lost: seg_entries.saturating_sub(kept_here) + later_entries,
+                samples_total: entries(totals),
+                not_replayed,
+            }
         }
     }
 }

@@ -200,6 +200,9 @@ pub enum Action {
         path: PathBuf,
         /// Why.
         why: String,
+        /// What it loses, when replay reads what is moved (a dropped checkpoint).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        loss: Option<Loss>,
     },
     /// Rebuild segment `segment_path` from a `.repair` file left by an interrupted Prometheus
     /// repair, which holds the segment's original records.
@@ -212,6 +215,9 @@ pub enum Action {
         segment_path: PathBuf,
         /// Records recovered beyond what the segment holds now.
         records_recovered: u64,
+        /// What the `.repair` file holds that the rebuilt segment does not (the damage that
+        /// made Prometheus repair it).
+        loss: Loss,
         /// Zero-pad the last page (`--pad`, or a segment older than the newest).
         pad: bool,
     },
@@ -245,7 +251,11 @@ impl Action {
         match self {
             Action::SalvageSegment { loss, .. }
             | Action::TruncateSegment { loss, .. }
-            | Action::DeleteSegment { loss, .. } => Some(loss),
+            | Action::DeleteSegment { loss, .. }
+            | Action::RecoverRepairFile { loss, .. }
+            | Action::MoveToBackup {
+                loss: Some(loss), ..
+            } => Some(loss),
             _ => None,
         }
     }
@@ -551,7 +561,9 @@ pub fn salvage_with(
     } else {
         (None, Vec::new())
     };
-    let (bytes, loss, kept) = salvage(fixed.as_deref().unwrap_or(data), kind, cut);
+    let input = fixed.as_deref().unwrap_or(data);
+    let (bytes, mut loss, kept) = salvage(input, kind, cut);
+    loss.bytes = dropped_bytes(input, kind, cut);
     (bytes, loss, kept, corrections)
 }
 
@@ -683,6 +695,52 @@ fn keep_series_front(
     n
 }
 
+/// Bytes of `data` that a [`salvage`] does not carry over: damaged ranges (up to where the
+/// next record or problem starts, which takes in the fragments the reader skips after the
+/// damage), records dropped, each byte once and never past the end of the file (a torn page
+/// is reported up to its virtual end).
+fn dropped_bytes(data: &[u8], kind: LogKind, cut: Option<usize>) -> u64 {
+    let mut total = 0u64;
+    let mut upto = 0usize;
+    let mut open_from: Option<usize> = None;
+    let mut buf = Vec::new();
+    let mut add = |from: usize, to: usize, upto: &mut usize| {
+        let (from, to) = (from.max(*upto).min(data.len()), to.min(data.len()));
+        if to > from {
+            total += (to - from) as u64;
+            *upto = to;
+        }
+    };
+    let mut frames = SegmentReader::new(data);
+    while let Some(ev) = frames.next() {
+        let start = match &ev {
+            Event::Problem(p) => p.lost_from,
+            Event::Record(r) => r.offset,
+        };
+        if let Some(f) = open_from.take() {
+            add(f, start, &mut upto);
+        }
+        match ev {
+            Event::Problem(p) if p.is_error() => {
+                add(p.lost_from, p.end, &mut upto);
+                open_from = Some(p.end);
+            }
+            Event::Problem(_) => {}
+            Event::Record(r) => {
+                let good = cut.is_none_or(|c| r.end < c)
+                    && record_good(r.compression, r.payload, kind, &mut buf, &mut ());
+                if !good {
+                    add(r.offset, r.end, &mut upto);
+                }
+            }
+        }
+    }
+    if let Some(f) = open_from {
+        add(f, data.len(), &mut upto);
+    }
+    total
+}
+
 /// Reads the segment at `path` with `f`; an error if another process truncated it meanwhile
 /// (what `f` computed from the bytes past the cut is then wrong and is not returned).
 fn with_segment<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
@@ -769,12 +827,18 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
                     // By place, not by log kind: an agent's checkpoint is an `agent` log.
                     .any(|f| f.file.starts_with(&ck.log.path) && f.severity >= Severity::Repairable)
             {
+                // Everything the checkpoint's segments hold is lost, read as a truncation at 0.
+                let mut loss = Loss::default();
+                for seg in ck.log.segments.iter().filter(|s| !s.is_dir) {
+                    loss.add(&with_segment(&seg.path, |d| loss_from(d, 0)).unwrap_or_default());
+                }
                 p.actions.push(Action::MoveToBackup {
                     path: ck.log.path.clone(),
                     why: format!(
-                        "damaged checkpoint dropped on request: the series it defined ({} series entries) are lost unless later segments define them again",
-                        ck.log.segments.len()
+                        "damaged checkpoint dropped on request: the {} series it defines in its readable records (and any in its damaged ones) are lost unless later segments define them again",
+                        loss.series
                     ),
+                    loss: Some(loss),
                 });
                 // Without the checkpoint Prometheus replays from segment 0, so the segments the
                 // checkpoint covered are replayed now: their damage and gaps count.
@@ -999,6 +1063,7 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
             p.actions.push(Action::MoveToBackup {
                 path: at_path.clone(),
                 why: "a directory where a segment file belongs".into(),
+                loss: None,
             });
             p.actions.push(Action::CreateEmptySegment {
                 path: at_path.clone(),
@@ -1171,10 +1236,12 @@ fn leftovers(log: &Log, opts: &RepairOptions, p: &mut Plan) -> io::Result<()> {
             Leftover::CheckpointTmp(path) => p.actions.push(Action::MoveToBackup {
                 path: path.clone(),
                 why: "interrupted checkpoint (Prometheus would delete it at start-up)".into(),
+                loss: None,
             }),
             Leftover::CheckpointNotDir(path) => p.actions.push(Action::MoveToBackup {
                 path: path.clone(),
                 why: "a checkpoint.N that is not a directory keeps Prometheus from starting".into(),
+                loss: None,
             }),
             Leftover::RepairFile(path) => recover_repair_file(log, opts, path, p)?,
             Leftover::OldCheckpoint(_) => {}
@@ -1236,12 +1303,12 @@ fn recover_repair_file(
     // .repair file was removed): the .repair file's clean records, every one of them.
     let prefix =
         current.len() <= original.len() && current.iter().zip(&original).all(|(a, b)| a == b);
+    let kind = match kind_of(&seg_path) {
+        LogKind::Wbl => LogKind::Wbl,
+        _ if opts.flavor == WalFlavor::Agent => LogKind::Agent,
+        k => k,
+    };
     let rebuilt = !prefix && {
-        let kind = match kind_of(&seg_path) {
-            LogKind::Wbl => LogKind::Wbl,
-            _ if opts.flavor == WalFlavor::Agent => LogKind::Agent,
-            k => k,
-        };
         let clean = with_segment(path, |d| salvage(d, kind, None).0)?;
         record_payloads(&clean) == current
     };
@@ -1255,6 +1322,8 @@ fn recover_repair_file(
             repair_path: path.to_path_buf(),
             segment_path,
             records_recovered: (original.len() - current.len()) as u64,
+            // The rebuild is a salvage of the .repair file, without corrections.
+            loss: with_segment(path, |d| salvage_with(d, kind, None, false).1)?,
             // Older segments are closed padded, as with a salvage.
             pad: opts.pad || log.segments.iter().any(|s| Some(s.index) > index),
         });
@@ -1997,6 +2066,9 @@ fn predict_in(plan: &Plan, opts: &RepairOptions, scratch: &Path) -> io::Result<R
     }
     let scratch_s = scratch.to_string_lossy().into_owned();
     let root_s = root.to_string_lossy().into_owned();
-    report.prometheus_outcome = report.prometheus_outcome.replace(&scratch_s, &root_s);
+    report
+        .prometheus
+        .map_paths(&unmap, &|t| t.replace(&scratch_s, &root_s));
+    report.prometheus_outcome = report.prometheus.to_string();
     Ok(report)
 }

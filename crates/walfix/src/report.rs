@@ -315,8 +315,10 @@ pub struct Report {
     pub totals: Stats,
     /// Distinct series refs defined by series records (checkpoint and live segments).
     pub distinct_series: u64,
-    /// What Prometheus would do on start, in one sentence.
+    /// What Prometheus would do on start, in one sentence (`prometheus`'s `Display`).
     pub prometheus_outcome: String,
+    /// What Prometheus would do on start, as data.
+    pub prometheus: PrometheusOutcome,
     /// Worst severity (`info` if nothing was found).
     pub worst: Severity,
     /// Exit code of `walfix check` for this report.
@@ -327,5 +329,219 @@ impl Report {
     /// Findings at or above `s`.
     pub fn findings_at_least(&self, s: Severity) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(move |f| f.severity >= s)
+    }
+}
+
+/// Serializes a log kind by its name: `wal`, `wbl`, `checkpoint`, `agent`.
+pub fn log_kind_name<S: Serializer>(
+    k: &walfix_format::record::LogKind,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(k.name())
+}
+
+/// A file holding records that replay never reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NotReplayed {
+    /// The file (a `NNNNNNNN.repair` left by an interrupted Prometheus repair).
+    #[serde(serialize_with = "lossless_path")]
+    pub file: PathBuf,
+    /// Records in it that the segment of the same number does not hold.
+    pub records: u64,
+    /// Float and histogram samples in those records.
+    pub samples: u64,
+}
+
+/// What real Prometheus does when it starts on these logs, worked out once from the findings
+/// (`Display` gives it in one sentence).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum PrometheusOutcome {
+    /// It starts and its reader reports no error.
+    ReplaysAll {
+        /// Entries it drops because their series record is missing (`Unknown series references`).
+        unknown_refs: UnknownRefs,
+        /// Files with records it never reads.
+        not_replayed: Vec<NotReplayed>,
+    },
+    /// Its reader stops at a corruption; its repair keeps the records before it, deletes the
+    /// rest of that segment and every later segment of the log, and it starts.
+    RepairsAndStarts {
+        /// `wal` or `wbl`.
+        #[serde(serialize_with = "log_kind_name")]
+        log: walfix_format::record::LogKind,
+        /// The segment it stops in.
+        #[serde(serialize_with = "lossless_path")]
+        file: PathBuf,
+        /// Its index.
+        segment: u64,
+        /// What it logs.
+        error: PrometheusStop,
+        /// Records before the corruption in that segment, which it keeps.
+        records_kept: u64,
+        /// Later segments of the log, which it deletes.
+        later_segments_deleted: u64,
+        /// Float and histogram samples lost.
+        samples_lost: u64,
+        /// Float and histogram samples in every log it replays.
+        samples_total: u64,
+        /// Files with records it never reads.
+        not_replayed: Vec<NotReplayed>,
+    },
+    /// Loading the checkpoint fails at a corruption; its repair, aimed at the live WAL,
+    /// deletes every segment above the checkpoint, and it does not start
+    /// (prometheus/prometheus#7530).
+    CheckpointRepairFails {
+        /// The checkpoint segment.
+        #[serde(serialize_with = "lossless_path")]
+        file: PathBuf,
+        /// Its index inside the checkpoint, which the repair takes for a WAL segment number:
+        /// it deletes every WAL segment above it.
+        segment: u64,
+        /// What it logs.
+        error: PrometheusStop,
+        /// Live segments it deletes.
+        segments_deleted: u64,
+        /// Their bytes.
+        bytes_deleted: u64,
+    },
+    /// It does not start (and changes nothing).
+    DoesNotStart {
+        /// Why, as it says it (or close to it).
+        error: String,
+    },
+}
+
+impl PrometheusOutcome {
+    /// True if Prometheus gets as far as serving (after its own repair, maybe).
+    pub fn starts(&self) -> bool {
+        matches!(
+            self,
+            PrometheusOutcome::ReplaysAll { .. } | PrometheusOutcome::RepairsAndStarts { .. }
+        )
+    }
+
+    /// Renames the paths it holds (`text` for paths inside error text), e.g. from a scratch
+    /// copy back to the real files.
+    pub fn map_paths(
+        &mut self,
+        path: &dyn Fn(&std::path::Path) -> PathBuf,
+        text: &dyn Fn(&str) -> String,
+    ) {
+        match self {
+            PrometheusOutcome::ReplaysAll { not_replayed, .. } => {
+                for n in not_replayed {
+                    n.file = path(&n.file);
+                }
+            }
+            PrometheusOutcome::RepairsAndStarts {
+                file, not_replayed, ..
+            } => {
+                *file = path(file);
+                for n in not_replayed {
+                    n.file = path(&n.file);
+                }
+            }
+            PrometheusOutcome::CheckpointRepairFails { file, .. } => *file = path(file),
+            PrometheusOutcome::DoesNotStart { error } => *error = text(error),
+        }
+    }
+
+    /// Records it never reads, in files such as a leftover `.repair`.
+    pub fn not_replayed(&self) -> &[NotReplayed] {
+        match self {
+            PrometheusOutcome::ReplaysAll { not_replayed, .. }
+            | PrometheusOutcome::RepairsAndStarts { not_replayed, .. } => not_replayed,
+            _ => &[],
+        }
+    }
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "0%".into();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+}
+
+impl std::fmt::Display for PrometheusOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let silent = |f: &mut std::fmt::Formatter<'_>, n: &[NotReplayed]| {
+            for r in n {
+                write!(
+                    f,
+                    "; it never reads {} ({} records, {} samples: what an interrupted repair of its own moved out of the segment, lost without a word)",
+                    show_path(&r.file),
+                    r.records,
+                    r.samples
+                )?;
+            }
+            Ok(())
+        };
+        match self {
+            PrometheusOutcome::ReplaysAll {
+                unknown_refs: u,
+                not_replayed,
+            } => {
+                if not_replayed.is_empty() {
+                    f.write_str("Prometheus replays everything without error")?;
+                } else {
+                    f.write_str("Prometheus starts without an error")?;
+                }
+                if u.entries() > 0 {
+                    write!(
+                        f,
+                        ", but drops {} samples, {} histograms and {} other entries whose series record is missing (`Unknown series references`)",
+                        u.samples,
+                        u.histograms,
+                        u.entries() - u.samples - u.histograms
+                    )?;
+                }
+                silent(f, not_replayed)
+            }
+            PrometheusOutcome::RepairsAndStarts {
+                log,
+                file,
+                segment,
+                error,
+                records_kept,
+                later_segments_deleted,
+                samples_lost,
+                samples_total,
+                not_replayed,
+            } => {
+                let what = if *log == walfix_format::record::LogKind::Wbl {
+                    "WBL"
+                } else {
+                    "WAL"
+                };
+                write!(
+                    f,
+                    "Prometheus stops replay at `corruption in segment {} at {}: {}`; its {what} repair keeps the {records_kept} records before it in segment {segment:08}, deletes the rest of that segment and {later_segments_deleted} later segment(s), and loses {samples_lost} of {samples_total} samples ({}) before it starts",
+                    file.display(),
+                    error.offset,
+                    error.message,
+                    percent(*samples_lost, *samples_total)
+                )?;
+                silent(f, not_replayed)
+            }
+            PrometheusOutcome::CheckpointRepairFails {
+                file,
+                segment,
+                error,
+                segments_deleted,
+                bytes_deleted,
+            } => write!(
+                f,
+                "Prometheus fails loading the checkpoint (corruption in segment {} at {}: {}) and misdirects its repair at the live WAL (prometheus/prometheus#7530): it deletes every WAL segment numbered above {segment} ({segments_deleted} segments, {bytes_deleted} bytes), then fails to start",
+                file.display(),
+                error.offset,
+                error.message
+            ),
+            PrometheusOutcome::DoesNotStart { error } => {
+                write!(f, "Prometheus does not start: {error}")
+            }
+        }
     }
 }
