@@ -23,6 +23,7 @@
 pub mod golang;
 pub mod limit;
 pub mod model;
+mod read;
 pub mod report;
 pub mod scan;
 pub mod table;
@@ -65,6 +66,7 @@ pub fn scan_options(opts: &ModelOptions, read: ReadOptions) -> scan::ScanOptions
         warmup_ms: read.warmup_ms,
         lookback_ms: 5 * 60 * 1000,
         window_bytes: scan::DEFAULT_WINDOW,
+        threads: 0,
     }
 }
 

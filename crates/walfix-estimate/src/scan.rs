@@ -1,30 +1,30 @@
 //! One streaming pass over the logs, in Prometheus's replay order, gathering the inputs of the
 //! memory model.
 //!
-//! The walk is `walfix`'s: [`walfix::layout::discover`], [`walfix::mmap::SegmentData`] (filled
-//! a window at a time, see `read_windows`), [`walfix_format::frames::RecordReader`] and
-//! [`walfix_format::record::visit`] with our own [`Visitor`]. Order follows `walfix::check` (and Prometheus's `Head.Init`): the highest
-//! checkpoint, then the WAL segments numbered above it (segments it covers are skipped), then
-//! the WBL. Records of types Prometheus does not replay in that log are skipped; damaged
-//! records are counted and skipped (Prometheus would stop at the first one: run `walfix check`).
+//! The walk is `walfix`'s: [`walfix::layout::discover`], [`walfix_format::frames::RecordReader`]
+//! and [`walfix_format::record::visit`]. Segments are read a window at a time, framed, checked,
+//! decompressed and decoded on worker threads (`read.rs`), and applied here in replay order, one
+//! record after the other, by one thread: the series table, the chunk simulation and the timeline
+//! depend on that order, so they see what a single-threaded pass sees. Order follows
+//! `walfix::check` (and Prometheus's `Head.Init`): the highest checkpoint, then the WAL segments
+//! numbered above it (segments it covers are skipped), then the WBL. Records of types Prometheus
+//! does not replay in that log are skipped; damaged records are counted and skipped (Prometheus
+//! would stop at the first one: run `walfix check`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use walfix::layout::{discover, Layout, Log, WalFlavor};
-use walfix::mmap::SegmentData;
+use walfix::layout::{discover, Layout, WalFlavor};
 use walfix::report::Text;
-use walfix_format::fragment::{page_start, PAGE_SIZE};
-use walfix_format::frames::{RecordEvent, RecordReader};
 use walfix_format::record::{
-    self, Acceptance, Exemplar, HistogramSample, Labels, LogKind, Metadata, MmapMarker, RecordType,
-    Sample, Series, Tombstone, Visitor, STALE_NAN_BITS,
+    self, Exemplar, HistogramSample, Labels, LogKind, Metadata, MmapMarker, Sample, Series,
+    Tombstone, Visitor, STALE_NAN_BITS,
 };
 
 use crate::golang::{self, Tiny};
+use crate::read::{self, Batch, Item, Job, Msg, Pool};
 use crate::table::SeriesTable;
 use crate::xor::{Appended, ChunkRules};
 
@@ -61,6 +61,9 @@ pub struct ScanOptions {
     /// Bytes read at a time ([`DEFAULT_WINDOW`]); memory stays bounded by this and the largest
     /// record, not by the segment size.
     pub window_bytes: usize,
+    /// Threads reading and decoding segments (0: one per CPU; 1: all on the calling thread).
+    /// What the scan finds does not depend on it.
+    pub threads: usize,
 }
 
 /// Series created in one hour of the WAL.
@@ -121,6 +124,9 @@ pub struct TimelinePoint {
     /// Bytes of the chunk streams of the open head chunks now.
     pub chunk_live_bytes: u64,
 }
+
+/// Longest chunk stream: a 2-byte header and `u16::MAX` bits.
+const CAP_TABLE_LEN: u64 = 2 + (u16::MAX as u64).div_ceil(8);
 
 /// Most points kept in [`Inputs::timeline`]: at this many the step doubles and every other
 /// point is dropped.
@@ -295,6 +301,8 @@ struct Collector {
     in_wbl: bool,
     /// Capacities of a chunk stream as it grows ([`golang::chunk_caps`]).
     caps: Vec<u64>,
+    /// `cap_of` for every length a chunk can have (bits are counted in a u16).
+    cap_table: Vec<u32>,
     /// The allocations so far, and the float samples between timeline points.
     now: TimelinePoint,
     tl_step: u64,
@@ -332,7 +340,7 @@ fn size_prefix(len: usize) -> u64 {
 
 impl Collector {
     fn new(opts: &ScanOptions) -> Self {
-        Collector {
+        let mut c = Collector {
             rules: opts.rules,
             warmup_fixed: opts.warmup_ms,
             deltas: Vec::with_capacity(256),
@@ -348,14 +356,27 @@ impl Collector {
             base_s: None,
             in_wbl: false,
             caps: golang::chunk_caps(),
+            cap_table: Vec::new(),
             now: TimelinePoint::default(),
             tl_step: 1024,
             out: Inputs::default(),
-        }
+        };
+        c.cap_table = (0..=CAP_TABLE_LEN)
+            .map(|l| c.cap_of_slow(l).min(u32::MAX as u64) as u32)
+            .collect();
+        c
     }
 
     /// Capacity of a chunk stream of `len` bytes (0: no chunk).
+    #[inline]
     fn cap_of(&self, len: u64) -> u64 {
+        match self.cap_table.get(len as usize) {
+            Some(&c) => c as u64,
+            None => self.cap_of_slow(len),
+        }
+    }
+
+    fn cap_of_slow(&self, len: u64) -> u64 {
         if len == 0 {
             return 0;
         }
@@ -493,6 +514,89 @@ impl Collector {
     }
 }
 
+impl Collector {
+    /// One float sample: the hot path (every sample of the WAL comes here, in replay order).
+    #[inline]
+    fn float_sample(&mut self, r: u64, t: i64, v: u64) {
+        self.out.float_samples += 1;
+        let stale = v == STALE_NAN_BITS;
+        if stale {
+            self.out.stale_markers += 1;
+        }
+        if self.in_wbl {
+            self.out.wbl_samples += 1;
+            if let Some(idx) = self.table.by_ref(r) {
+                self.table.get_mut(idx).c.flags |= IN_WBL;
+            } else {
+                self.out.unknown_ref_entries += 1;
+            }
+            return;
+        }
+        let Some(idx) = self.table.by_ref(r) else {
+            self.out.unknown_ref_entries += 1;
+            return;
+        };
+        self.tick(t);
+        let base = self.base_s.unwrap_or(0);
+        let rules = self.rules;
+        let e = self.table.get_mut(idx);
+        if e.c.flags & HAS_SAMPLE == 0 {
+            e.c.flags |= HAS_SAMPLE;
+            let rel = t.div_euclid(1000) - base;
+            e.c.first_s = rel.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        }
+        let second = e.c.n == 1 && e.c.mmapped == 0 && e.c.t != i64::MIN;
+        let prev_t = e.c.t;
+        let old_len = e.c.chunk_len();
+        e.c.flags |= HAS_FLOAT;
+        let appended = e.c.append(t, v, &rules);
+        let new_len = e.c.chunk_len();
+        let cut = match appended {
+            Appended::OutOfOrder => {
+                self.out.out_of_order_dropped += 1;
+                return;
+            }
+            Appended::Cut { mmapped } => {
+                if mmapped {
+                    e.c.mmapped = e.c.mmapped.saturating_add(1);
+                    self.out.mmapped_chunks += 1;
+                }
+                true
+            }
+            Appended::Same => false,
+        };
+        if stale {
+            e.c.flags |= LAST_STALE;
+        } else {
+            e.c.flags &= !LAST_STALE;
+        }
+        // Same length, same capacity: nothing to count unless a chunk was cut.
+        if cut || new_len != old_len {
+            let (old_cap, new_cap) = (self.cap_of(old_len), self.cap_of(new_len));
+            if cut {
+                // A new chunk (the old one, if any, is m-mapped: its stream is garbage).
+                if old_len == 0 {
+                    self.now.open_chunks += 1;
+                }
+                self.now.chunks_created += 1;
+                self.now.chunk_alloc_bytes += new_cap;
+                self.now.chunk_live_bytes = self.now.chunk_live_bytes + new_cap - old_cap;
+            } else if new_cap > old_cap {
+                self.now.chunk_alloc_bytes += new_cap;
+                self.now.chunk_live_bytes += new_cap - old_cap;
+            }
+        }
+        self.now.samples += 1;
+        // tl_step is 1024 doubled: a power of two.
+        if self.now.samples & (self.tl_step - 1) == 0 {
+            self.note_timeline();
+        }
+        if second {
+            self.note_delta(t - prev_t);
+        }
+    }
+}
+
 impl Visitor for Collector {
     fn series(&mut self, s: &Series<'_>) {
         self.out.series_entries += 1;
@@ -514,70 +618,7 @@ impl Visitor for Collector {
     }
 
     fn sample(&mut self, s: &Sample) {
-        self.out.float_samples += 1;
-        let stale = s.v.to_bits() == STALE_NAN_BITS;
-        if stale {
-            self.out.stale_markers += 1;
-        }
-        if self.in_wbl {
-            self.out.wbl_samples += 1;
-            if let Some(idx) = self.table.by_ref(s.series_ref) {
-                self.table.get_mut(idx).c.flags |= IN_WBL;
-            } else {
-                self.out.unknown_ref_entries += 1;
-            }
-            return;
-        }
-        let Some(idx) = self.table.by_ref(s.series_ref) else {
-            self.out.unknown_ref_entries += 1;
-            return;
-        };
-        self.tick(s.t);
-        self.first_sample(idx, s.t);
-        let rules = self.rules;
-        let e = self.table.get_mut(idx);
-        let second = e.c.n == 1 && e.c.mmapped == 0 && e.c.t != i64::MIN;
-        let prev_t = e.c.t;
-        let old_len = e.c.chunk_len();
-        e.c.flags |= HAS_FLOAT;
-        let appended = e.c.append(s.t, s.v.to_bits(), &rules);
-        let new_len = e.c.chunk_len();
-        match appended {
-            Appended::OutOfOrder => {
-                self.out.out_of_order_dropped += 1;
-                return;
-            }
-            Appended::Cut { mmapped: true } => {
-                e.c.mmapped = e.c.mmapped.saturating_add(1);
-                self.out.mmapped_chunks += 1;
-            }
-            _ => {}
-        }
-        if stale {
-            e.c.flags |= LAST_STALE;
-        } else {
-            e.c.flags &= !LAST_STALE;
-        }
-        let (old_cap, new_cap) = (self.cap_of(old_len), self.cap_of(new_len));
-        if let Appended::Cut { .. } = appended {
-            // A new chunk (the old one, if any, is m-mapped: its stream is garbage).
-            if old_len == 0 {
-                self.now.open_chunks += 1;
-            }
-            self.now.chunks_created += 1;
-            self.now.chunk_alloc_bytes += new_cap;
-            self.now.chunk_live_bytes = self.now.chunk_live_bytes + new_cap - old_cap;
-        } else if new_cap > old_cap {
-            self.now.chunk_alloc_bytes += new_cap;
-            self.now.chunk_live_bytes += new_cap - old_cap;
-        }
-        self.now.samples += 1;
-        if self.now.samples.is_multiple_of(self.tl_step) {
-            self.note_timeline();
-        }
-        if second {
-            self.note_delta(s.t - prev_t);
-        }
+        self.float_sample(s.series_ref, s.t, s.v.to_bits());
     }
 
     fn histogram(&mut self, h: &HistogramSample<'_>) {
@@ -632,19 +673,150 @@ pub fn scan_path(path: &Path, opts: &ScanOptions) -> io::Result<Inputs> {
     scan_layout(&layout, opts)
 }
 
+/// What the scan does in replay order: read a segment, or note something between segments.
+enum Step<'a> {
+    /// The checkpoint with this index is replayed first.
+    Checkpoint(u64),
+    /// A WAL segment the checkpoint covers (skipped).
+    Covered,
+    /// The log that follows is (or is not) a WBL.
+    Wbl(bool),
+    /// Read job number N.
+    Read(usize),
+    /// A segment that is a directory: the scan fails here.
+    Dir(&'a Path),
+}
+
+fn steps(layout: &Layout) -> (Vec<Step<'_>>, Vec<Job<'_>>) {
+    let mut steps = Vec::new();
+    let mut jobs = Vec::new();
+    'logs: for log in &layout.logs {
+        let covered = log.checkpoint.as_ref().map(|c| c.index);
+        let mut parts = Vec::new();
+        if let Some(ck) = &log.checkpoint {
+            parts.push((Some(ck.index), &ck.log, None));
+        }
+        parts.push((None, log, covered));
+        for (ck_index, l, covered_upto) in parts {
+            match ck_index {
+                Some(i) => steps.push(Step::Checkpoint(i)),
+                None => steps.push(Step::Wbl(l.kind == LogKind::Wbl)),
+            }
+            for seg in &l.segments {
+                if covered_upto.is_some_and(|n| seg.index <= n) {
+                    steps.push(Step::Covered);
+                    continue;
+                }
+                if seg.is_dir {
+                    steps.push(Step::Dir(&seg.path));
+                    break 'logs;
+                }
+                steps.push(Step::Read(jobs.len()));
+                jobs.push(Job {
+                    path: &seg.path,
+                    kind: l.kind,
+                });
+            }
+            if ck_index.is_none() {
+                steps.push(Step::Wbl(false));
+            }
+        }
+    }
+    (steps, jobs)
+}
+
+/// Applies steps and read results in order.
+struct Replay<'a, 'b> {
+    col: &'b mut Collector,
+    steps: &'b [Step<'a>],
+    next: usize,
+    pool: &'b Pool,
+    failed: Option<io::Error>,
+}
+
+impl Replay<'_, '_> {
+    /// Applies the steps before read job `job` (all of them if `None`); false once failed.
+    fn upto(&mut self, job: Option<usize>) -> bool {
+        while let Some(step) = self.steps.get(self.next) {
+            match *step {
+                Step::Read(j) if Some(j) == job => return true,
+                Step::Read(_) => {}
+                Step::Checkpoint(i) => self.col.out.checkpoint = Some(i),
+                Step::Covered => self.col.out.covered_segments += 1,
+                Step::Wbl(w) => self.col.in_wbl = w,
+                Step::Dir(p) => {
+                    self.failed = Some(io::Error::other(format!(
+                        "{}: segment is a directory",
+                        p.display()
+                    )));
+                    return false;
+                }
+            }
+            self.next += 1;
+        }
+        job.is_none()
+    }
+
+    fn msg(&mut self, job: usize, kind: LogKind, m: Msg) -> bool {
+        if !self.upto(Some(job)) {
+            return false;
+        }
+        match m {
+            Msg::Opened(len) => {
+                self.col.out.segments += 1;
+                self.col.out.bytes += len;
+            }
+            Msg::Batch(b) => {
+                self.col.apply(kind, &b);
+                self.pool.give(b);
+            }
+            Msg::Done(Ok(())) => self.next += 1,
+            Msg::Done(Err(e)) => {
+                self.failed = Some(e);
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// Reads an already discovered layout in replay order.
 pub fn scan_layout(layout: &Layout, opts: &ScanOptions) -> io::Result<Inputs> {
     let mut col = Collector::new(opts);
-    let mut bufs = (Vec::new(), Vec::new());
-    for log in &layout.logs {
-        let covered = log.checkpoint.as_ref().map(|c| c.index);
-        if let Some(ck) = &log.checkpoint {
-            col.out.checkpoint = Some(ck.index);
-            read_log(&ck.log, None, opts.window_bytes, &mut col, &mut bufs)?;
+    let (steps, jobs) = steps(layout);
+    let pool = Pool::default();
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let mut rp = Replay {
+        col: &mut col,
+        steps: &steps,
+        next: 0,
+        pool: &pool,
+        failed: None,
+    };
+    if threads <= 1 {
+        for (i, job) in jobs.iter().enumerate() {
+            let mut go = true;
+            read::read_segment(job, opts.window_bytes, &pool, &mut |m| {
+                go = rp.msg(i, job.kind, m);
+                go
+            });
+            if !go {
+                break;
+            }
         }
-        col.in_wbl = log.kind == LogKind::Wbl;
-        read_log(log, covered, opts.window_bytes, &mut col, &mut bufs)?;
-        col.in_wbl = false;
+    } else {
+        read::read_parallel(&jobs, threads, opts.window_bytes, &pool, &mut |i, m| {
+            rp.msg(i, jobs[i].kind, m)
+        });
+    }
+    if rp.failed.is_none() {
+        rp.upto(None);
+    }
+    if let Some(e) = rp.failed {
+        return Err(e);
     }
     Ok(finish_inputs(col, opts))
 }
@@ -653,123 +825,41 @@ pub fn scan_layout(layout: &Layout, opts: &ScanOptions) -> io::Result<Inputs> {
 /// ends after its last whole record and the next one starts at that record's end's page.
 pub const DEFAULT_WINDOW: usize = 4 << 20;
 
-fn read_log(
-    log: &Log,
-    covered_upto: Option<u64>,
-    window: usize,
-    col: &mut Collector,
-    bufs: &mut (Vec<u8>, Vec<u8>),
-) -> io::Result<()> {
-    for seg in &log.segments {
-        if covered_upto.is_some_and(|n| seg.index <= n) {
-            col.out.covered_segments += 1;
-            continue;
-        }
-        if seg.is_dir {
-            return Err(io::Error::other(format!(
-                "{}: segment is a directory",
-                seg.path.display()
-            )));
-        }
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", seg.path.display()));
-        let mut file = File::open(&seg.path).map_err(named)?;
-        let len = file.metadata().map_err(named)?.len() as usize;
-        col.out.segments += 1;
-        col.out.bytes += len as u64;
-        read_windows(&mut file, len, log.kind, window, col, bufs).map_err(named)?;
-    }
-    Ok(())
-}
-
-/// Reads one segment a window at a time, so that memory stays bounded by the window and the
-/// largest record instead of the segment (up to 128 MiB), resident or mapped.
-///
-/// Each window starts on a page boundary, as `SegmentReader` needs. A window after the first
-/// starts inside the page where the last whole record ended: records before that point are
-/// skipped (already seen), and the orphan fragment the window may open with is a problem of the
-/// cut, not of the segment. The record cut at a window's end is read again by the next window.
-fn read_windows(
-    file: &mut File,
-    len: usize,
-    kind: LogKind,
-    base_window: usize,
-    col: &mut Collector,
-    bufs: &mut (Vec<u8>, Vec<u8>),
-) -> io::Result<()> {
-    let mut start = 0usize;
-    let mut cursor = 0usize;
-    let base_window = base_window.max(PAGE_SIZE);
-    let mut window = base_window;
-    let mut problems: Vec<usize> = Vec::new();
-    while start < len {
-        let take = window.min(len - start);
-        let last = start + take == len;
-        let mut buf = vec![0u8; take];
-        file.seek(SeekFrom::Start(start as u64))?;
-        file.read_exact(&mut buf)?;
-        let data = SegmentData::from_vec(buf);
-        let mut end = cursor;
-        problems.clear();
-        let (a, b) = std::mem::take(bufs);
-        let mut r = RecordReader::with_buffers(&data, a, b);
-        while let Some(ev) = r.next() {
-            let rec = match ev {
-                RecordEvent::Problem(p) => {
-                    if p.is_error() && start + p.offset >= cursor {
-                        problems.push(start + p.offset);
-                    }
-                    continue;
-                }
-                RecordEvent::Record(rec) => rec,
-            };
-            if start + rec.offset < cursor {
-                continue;
-            }
-            end = start + rec.end;
-            col.record(kind, rec.data);
-        }
-        *bufs = r.into_buffers();
-        // Problems between whole records are real; those after the last one are the cut,
-        // unless this window reaches the end of the segment.
-        col.out.problems += problems.iter().filter(|&&o| last || o < end).count() as u64;
-        if last {
-            break;
-        }
-        if end == cursor {
-            // Not one whole record in the window: widen it.
-            window = window.saturating_mul(2);
-            continue;
-        }
-        cursor = end;
-        start = page_start(cursor);
-        window = base_window;
-    }
-    Ok(())
-}
-
 impl Collector {
-    /// One decompressed record.
-    fn record(&mut self, kind: LogKind, data: &[u8]) {
-        self.out.records += 1;
-        let Some(&tb) = data.first() else {
-            return;
-        };
-        match kind.accepts(RecordType::from_u8(tb)) {
-            Acceptance::Expected => {}
-            _ => return,
+    /// The records of part of a segment, in order.
+    fn apply(&mut self, _kind: LogKind, b: &Batch) {
+        let (mut s0, mut b0) = (0, 0);
+        for it in &b.items {
+            self.out.records += 1;
+            let n = match *it {
+                Item::Skipped => 0,
+                Item::Invalid => {
+                    // Prometheus rejects the whole record.
+                    self.out.problems += 1;
+                    0
+                }
+                Item::Samples(end) => {
+                    let samples = b.samples.get(s0..end).unwrap_or_default();
+                    s0 = end;
+                    for d in samples {
+                        self.float_sample(d.r, d.t, d.v);
+                    }
+                    samples.len() as u64
+                }
+                Item::Visit(end) => {
+                    let data = b.bytes.get(b0..end).unwrap_or_default();
+                    b0 = end;
+                    let before = self.out.float_samples + self.out.histogram_samples;
+                    let _ = record::visit(data, self);
+                    self.out.float_samples + self.out.histogram_samples - before
+                }
+            };
+            if n > 0 {
+                self.out.sample_records += 1;
+                self.out.max_record_samples = self.out.max_record_samples.max(n);
+            }
         }
-        if record::validate(data).is_err() {
-            // Prometheus rejects the whole record.
-            self.out.problems += 1;
-            return;
-        }
-        let before = self.out.float_samples + self.out.histogram_samples;
-        let _ = record::visit(data, self);
-        let n = self.out.float_samples + self.out.histogram_samples - before;
-        if n > 0 {
-            self.out.sample_records += 1;
-            self.out.max_record_samples = self.out.max_record_samples.max(n);
-        }
+        self.out.problems += b.problems;
     }
 }
 
