@@ -7,6 +7,17 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 use walfix::report::show_path;
 use walfix_estimate::report::{write_human, JsonOutput};
+
+/// Schema of `estimate --json` (docs/json-output.md); bumped on any incompatible change.
+pub const SCHEMA: &str = "walfix-estimate/1";
+
+/// The estimate's object with the schema first, as check and preflight lines carry theirs.
+#[derive(serde::Serialize)]
+struct WithSchema<'a> {
+    schema: &'static str,
+    #[serde(flatten)]
+    output: JsonOutput<'a>,
+}
 use walfix_estimate::{
     detect_memory_limit, estimate_path, Family, LabelLayout, MemoryLimit, ModelOptions, ReadOptions,
 };
@@ -217,7 +228,10 @@ pub fn run(args: EstimateArgs) -> ExitCode {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let res = if args.json {
-        let obj = JsonOutput::new(&args.path, &report, limit.as_ref(), &fit);
+        let obj = WithSchema {
+            schema: SCHEMA,
+            output: JsonOutput::new(&args.path, &report, limit.as_ref(), &fit),
+        };
         serde_json::to_writer(&mut out, &obj)
             .map_err(io::Error::other)
             .and_then(|_| writeln!(out))

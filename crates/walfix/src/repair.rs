@@ -1465,8 +1465,45 @@ fn copy_tree(fs_: &dyn Fs, plan: &Plan, from: &Path, to: &Path) -> Result<(), Re
 #[derive(Serialize)]
 struct ManifestLine<'a> {
     time_unix: u64,
+    /// Absolute: the action's paths are relative to it.
+    #[serde(serialize_with = "crate::report::lossless_path")]
+    data_root: &'a Path,
     action: &'a Action,
     backup: Option<&'a Path>,
+}
+
+impl Action {
+    /// The action with its paths relative to `root` (paths outside it stay as they are).
+    fn relative_to(&self, root: &Path) -> Action {
+        let r = |p: &PathBuf| {
+            p.strip_prefix(root)
+                .map_or_else(|_| p.clone(), Path::to_path_buf)
+        };
+        let mut a = self.clone();
+        match &mut a {
+            Action::RenameSegment { from, path } => {
+                *from = r(from);
+                *path = r(path);
+            }
+            Action::RecoverRepairFile {
+                repair_path,
+                segment_path,
+                ..
+            } => {
+                *repair_path = r(repair_path);
+                *segment_path = r(segment_path);
+            }
+            Action::SalvageSegment { path, .. }
+            | Action::TruncateSegment { path, .. }
+            | Action::PadSegment { path, .. }
+            | Action::DeleteSegment { path, .. }
+            | Action::CreateEmptySegment { path }
+            | Action::CreateEmptyCheckpoint { path }
+            | Action::MoveToBackup { path, .. }
+            | Action::RemoveOwnTemp { path } => *path = r(path),
+        }
+        a
+    }
 }
 
 fn manifest(
@@ -1475,11 +1512,20 @@ fn manifest(
     a: &Action,
     backup: Option<&Path>,
 ) -> Result<(), RepairError> {
+    // Paths as given are relative to the caller's working directory, which the manifest does
+    // not know: the data dir is written absolute and the action's paths relative to it.
+    let given = match plan.data_root.as_os_str().is_empty() {
+        true => Path::new("."),
+        false => plan.data_root.as_path(),
+    };
+    let root = fs::canonicalize(given).unwrap_or_else(|_| plan.data_root.clone());
+    let action = a.relative_to(&plan.data_root);
     let line = ManifestLine {
         time_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        action: a,
+        data_root: &root,
+        action: &action,
         // Relative to the run's directory, so the manifest stays right wherever it is moved.
         backup: backup.map(|b| b.strip_prefix(&plan.backup_run).unwrap_or(b)),
     };
