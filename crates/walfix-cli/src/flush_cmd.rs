@@ -11,8 +11,9 @@ use walfix_format::text::escape_controls;
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  blocks written and verified (with --dry-run: the plan printed)
-  2  refused: Prometheus holds the data dir, the WAL is damaged (run `walfix repair`), or the
-     WAL holds what this version cannot write (out-of-order samples in wbl/)
+  2  refused: Prometheus holds the data dir, the WAL is damaged (run `walfix repair`), the
+     WAL holds what this version cannot write (out-of-order samples in wbl/), or the output's
+     file system has too little free space (the bytes needed and free are named)
   3  failed: I/O error, bad path, or a block that did not read back as written (removed;
      nothing half-written is left under a block name)";
 
@@ -109,6 +110,20 @@ fn human(out: &mut impl Write, r: &FlushReport) -> io::Result<()> {
             r.tombstones, r.tombstones_skipped
         )?;
     }
+    let d = &r.disk;
+    writeln!(
+        out,
+        "disk: spill {} B, blocks {} B{}, peak about {} B ({} B free after the pass)",
+        d.spill_bytes,
+        if r.dry_run {
+            d.blocks_bytes_estimate
+        } else {
+            d.blocks_bytes
+        },
+        if r.dry_run { " at most" } else { "" },
+        d.peak_bytes_estimate,
+        d.free_bytes
+    )?;
     if r.series_without_samples > 0 {
         writeln!(
             out,
@@ -159,6 +174,7 @@ pub fn run(args: FlushArgs) -> ExitCode {
                     FlushError::Locked(_) => "locked",
                     FlushError::Damaged(_) => "damaged",
                     FlushError::Unsupported(_) => "unsupported",
+                    FlushError::NoSpace { .. } => "no_space",
                     FlushError::Verify { .. } => "verify",
                 };
                 let v = serde_json::json!({

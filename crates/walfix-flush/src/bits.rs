@@ -102,6 +102,17 @@ impl BitWriter {
             free: 0,
         }
     }
+    /// Moves the complete bytes to the end of `out`, keeping only a partly filled last byte
+    /// (appending goes on as before); returns how many moved.
+    pub fn take_complete(&mut self, out: &mut Vec<u8>) -> usize {
+        let keep = usize::from(self.free > 0).min(self.bytes.len());
+        let n = self.bytes.len() - keep;
+        out.extend_from_slice(&self.bytes[..n]);
+        let mut rest = Vec::with_capacity(keep);
+        rest.extend_from_slice(&self.bytes[n..]);
+        self.bytes = rest;
+        n
+    }
     /// Writes the low `n` bits of `v` (n <= 64), most significant first.
     pub fn write(&mut self, v: u64, mut n: u32) {
         while n > 0 {

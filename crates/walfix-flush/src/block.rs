@@ -3,7 +3,6 @@
 //! `tsdb/index/index.go` (Writer), `tsdb/chunks/chunks.go` (Writer, NewBlockChunkRef),
 //! `tsdb/block.go` (BlockMeta, writeMetaFile), `tsdb/tombstones/tombstones.go` (WriteFile).
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -12,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use walfix_format::crc::crc32c;
 
 use crate::bits::{put_uvarint, put_varint};
-use crate::labels::{Interner, LabelStore};
+use crate::sort::Sorter;
 
 /// `MagicIndex` (index.go).
 pub const INDEX_MAGIC: u32 = 0xBAAA_D700;
@@ -213,30 +212,44 @@ pub struct IndexWriter {
     pos: u64,
     toc_symbols: u64,
     toc_series: u64,
-    /// Global string id -> position in this index's symbol table.
-    sym: HashMap<u32, u32>,
-    /// Position -> global string id.
-    by_pos: Vec<u32>,
-    /// (name position, value position, series ref) of every label of every series: 12 B a
-    /// pair. Positions sort like the strings, so sorting these gives the postings in order.
-    postings: Vec<(u32, u32, u32)>,
+    symbols: u32,
+    /// (name position, value position, series ref) of every label of every series, sorted
+    /// externally within a budget. Positions sort like the strings, so sorting these gives
+    /// the postings in order.
+    postings: Sorter,
     all: Vec<u32>,
     last_chunk_ref: u64,
 }
 
 impl IndexWriter {
-    /// Creates `path` and writes the header and the symbol table of `symbols` (global ids,
-    /// already sorted by bytes and distinct).
-    pub fn new(path: &Path, symbols: &[u32], strings: &Interner) -> io::Result<Self> {
+    /// Creates `path` and writes the header and the symbol table of `symbols` (sorted by bytes
+    /// and distinct; series then name them by position). Postings beyond `sort_budget` bytes
+    /// are sorted in run files under `scratch`.
+    pub fn new<'a>(
+        path: &Path,
+        scratch: &Path,
+        sort_budget: usize,
+        symbols: impl Iterator<Item = &'a [u8]> + Clone,
+    ) -> io::Result<Self> {
         let f = BufWriter::with_capacity(1 << 20, File::create(path)?);
+        // The table's length comes before it: sum it first, then stream the strings.
+        let (mut body_len, mut count) = (4u64, 0u64);
+        for s in symbols.clone() {
+            body_len += uvarint_len(s.len() as u64) + s.len() as u64;
+            count += 1;
+        }
+        let n = u32::try_from(count).map_err(|_| io::Error::other("more than 2^32 symbols"))?;
+        let tag = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map_or("index".into(), |n| n.to_string_lossy().into_owned());
         let mut w = IndexWriter {
             f,
             pos: 0,
             toc_symbols: 0,
             toc_series: 0,
-            sym: HashMap::with_capacity(symbols.len()),
-            by_pos: symbols.to_vec(),
-            postings: Vec::new(),
+            symbols: n,
+            postings: Sorter::new(scratch, &tag, sort_budget),
             all: Vec::new(),
             last_chunk_ref: 0,
         };
@@ -244,19 +257,24 @@ impl IndexWriter {
         head.push(INDEX_V2);
         w.put(&head)?;
         w.toc_symbols = w.pos;
-        let mut body = (symbols.len() as u32).to_be_bytes().to_vec();
-        for (i, &id) in symbols.iter().enumerate() {
-            let s = strings.get(id);
-            put_uvarint(&mut body, s.len() as u64);
-            body.extend_from_slice(s);
-            w.sym.insert(id, i as u32);
-        }
-        if body.len() > u32::MAX as usize {
+        if body_len > u32::MAX as u64 {
             return Err(io::Error::other("symbol table larger than 4 GiB"));
         }
-        w.put(&(body.len() as u32).to_be_bytes())?;
-        w.put(&body)?;
-        w.put(&crc32c(&body).to_be_bytes())?;
+        w.put(&(body_len as u32).to_be_bytes())?;
+        let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+        let count = n.to_be_bytes();
+        crc.update(&count);
+        w.put(&count)?;
+        let mut b = Vec::with_capacity(16);
+        for s in symbols {
+            b.clear();
+            put_uvarint(&mut b, s.len() as u64);
+            crc.update(&b);
+            crc.update(s);
+            w.put(&b)?;
+            w.put(s)?;
+        }
+        w.put(&(crc.finalize() as u32).to_be_bytes())?;
         w.toc_series = w.pos;
         Ok(w)
     }
@@ -272,7 +290,8 @@ impl IndexWriter {
         self.put(&vec![0u8; n as usize])
     }
 
-    /// Adds the next series (label sets strictly increasing, pairs sorted by name, at least one
+    /// Adds the next series, its label pairs as symbol positions (label sets strictly
+    /// increasing, pairs sorted by name, at least one
     /// chunk, chunk refs never decreasing across the index: what `AddSeries` checks).
     /// Returns the series' ref (its offset / 16), which tombstones name it by.
     pub fn add_series(&mut self, pairs: &[[u32; 2]], chunks: &[ChunkMeta]) -> io::Result<u32> {
@@ -296,16 +315,13 @@ impl IndexWriter {
             .map_err(|_| io::Error::other("index larger than 64 GiB (series refs are u32)"))?;
         let mut body = Vec::with_capacity(16 + pairs.len() * 4 + chunks.len() * 8);
         put_uvarint(&mut body, pairs.len() as u64);
-        for p in pairs {
-            let mut pos = [0u32; 2];
-            for (k, id) in p.iter().enumerate() {
-                pos[k] = *self
-                    .sym
-                    .get(id)
-                    .ok_or_else(|| io::Error::other("label string not in the symbol table"))?;
-                put_uvarint(&mut body, pos[k] as u64);
+        for &[n, v] in pairs {
+            if n >= self.symbols || v >= self.symbols {
+                return Err(io::Error::other("label string not in the symbol table"));
             }
-            self.postings.push((pos[0], pos[1], sref));
+            put_uvarint(&mut body, n as u64);
+            put_uvarint(&mut body, v as u64);
+            self.postings.push((n, v, sref))?;
         }
         self.all.push(sref);
         put_uvarint(&mut body, chunks.len() as u64);
@@ -345,7 +361,7 @@ impl IndexWriter {
 
     /// Writes postings (all-postings key `("", "")` first, then every label pair by name and
     /// value), the postings offset table and the TOC, and fsyncs. Returns the file's size.
-    pub fn finish(mut self, strings: &Interner) -> io::Result<u64> {
+    pub fn finish<'a>(mut self, symbol: impl Fn(u32) -> &'a [u8]) -> io::Result<u64> {
         let toc_label_indices = self.pos;
         let toc_postings = self.pos;
         let all = std::mem::take(&mut self.all);
@@ -364,22 +380,28 @@ impl IndexWriter {
         };
         let off = self.posting(&all)?;
         entry(&mut body, b"", b"", off);
-        let mut postings = std::mem::take(&mut self.postings);
-        postings.sort_unstable();
+        // One list per (name, value): the sorted triples, grouped.
+        let postings = std::mem::replace(&mut self.postings, Sorter::new(Path::new("."), "", 0));
         let mut refs = Vec::new();
-        let mut i = 0;
-        while i < postings.len() {
-            let (n, v) = (postings[i].0, postings[i].1);
-            refs.clear();
-            while i < postings.len() && (postings[i].0, postings[i].1) == (n, v) {
-                refs.push(postings[i].2);
-                i += 1;
+        let mut key: Option<(u32, u32)> = None;
+        let mut flush = |w: &mut Self, body: &mut Vec<u8>, key: (u32, u32), refs: &[u32]| {
+            let off = w.posting(refs)?;
+            entry(body, symbol(key.0), symbol(key.1), off);
+            io::Result::Ok(())
+        };
+        postings.finish(|(n, v, r)| {
+            if key.is_some_and(|k| k != (n, v)) {
+                flush(&mut self, &mut body, key.unwrap_or_default(), &refs)?;
+                refs.clear();
             }
-            let off = self.posting(&refs)?;
-            let (n, v) = (self.by_pos[n as usize], self.by_pos[v as usize]);
-            entry(&mut body, strings.get(n), strings.get(v), off);
+            key = Some((n, v));
+            refs.push(r);
+            Ok(())
+        })?;
+        if let Some(k) = key {
+            flush(&mut self, &mut body, k, &refs)?;
         }
-        drop(postings);
+        drop(refs);
         let toc_postings_table = self.pos;
         body[..4].copy_from_slice(&count.to_be_bytes());
         if body.len() > u32::MAX as usize {
@@ -410,19 +432,13 @@ impl IndexWriter {
     }
 }
 
-/// The symbols a set of series uses: global ids sorted by their bytes, distinct.
-pub fn symbols_of(
-    series: impl Iterator<Item = u32>,
-    labels: &LabelStore,
-    strings: &Interner,
-) -> Vec<u32> {
-    let mut ids: Vec<u32> = series
-        .flat_map(|s| labels.get(s).iter().flat_map(|p| p.iter().copied()))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids.sort_by(|a, b| strings.get(*a).cmp(strings.get(*b)));
-    ids
+fn uvarint_len(mut x: u64) -> u64 {
+    let mut n = 1;
+    while x >= 0x80 {
+        x >>= 7;
+        n += 1;
+    }
+    n
 }
 
 /// The bytes of a `tombstones` file: `MagicTombstone` (be32), format byte 1, then per interval
@@ -484,15 +500,11 @@ mod tests {
     #[test]
     fn one_series_index_bytes_by_hand() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut strings = Interner::default();
-        let mut labels = LabelStore::default();
-        let (n, v) = (strings.intern(b"__name__"), strings.intern(b"up"));
-        let s = labels.push(&[[n, v]]);
-        let syms = symbols_of([s].into_iter(), &labels, &strings);
+        let syms: [&[u8]; 2] = [b"__name__", b"up"];
         let path = tmp.path().join("index");
-        let mut w = IndexWriter::new(&path, &syms, &strings).unwrap();
+        let mut w = IndexWriter::new(&path, tmp.path(), 1 << 20, syms.iter().copied()).unwrap();
         w.add_series(
-            labels.get(s),
+            &[[0, 1]],
             &[ChunkMeta {
                 mint: 1_700_000_000_000,
                 maxt: 1_700_000_030_000,
@@ -500,7 +512,7 @@ mod tests {
             }],
         )
         .unwrap();
-        let size = w.finish(&strings).unwrap();
+        let size = w.finish(|p| syms[p as usize]).unwrap();
         let got = fs::read(&path).unwrap();
 
         let mut want = vec![0xBA, 0xAA, 0xD7, 0x00, 0x02];

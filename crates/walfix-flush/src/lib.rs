@@ -50,6 +50,7 @@ pub mod bits;
 pub mod block;
 pub mod labels;
 pub mod read;
+pub mod sort;
 pub mod xor;
 
 use std::collections::{BTreeMap, HashMap};
@@ -67,8 +68,9 @@ use walfix_format::record::{
     Tombstone, Visitor,
 };
 
+use crate::bits::put_uvarint;
 use crate::block::{ChunkMeta, ChunkWriter, IndexWriter, Meta, MetaCompaction, MetaStats};
-use crate::labels::{hash_labels, sample_digest, Interner, LabelStore};
+use crate::labels::{hash_labels, sample_digest, Symbols};
 use crate::xor::{XorEncoder, ENC_XOR, MAX_CHUNK_BYTES, SAMPLES_PER_CHUNK};
 
 /// Block (and chunk range) width: Prometheus's `DefaultBlockDuration`, 2 h.
@@ -78,7 +80,21 @@ pub const BLOCK_RANGE_MS: i64 = 2 * 3600 * 1000;
 pub const SPILL_PREFIX: &str = ".walfix-flush-spill";
 
 const NONE: u64 = u64::MAX;
-const SPILL_HEADER: usize = 32;
+/// Spill records: a closed chunk (`KIND_CHUNK`, 40 B header, then the bytes not moved out
+/// earlier) or a piece of a chunk moved out while it was open (`KIND_PIECE`, 16 B header).
+const KIND_CHUNK: u8 = 1;
+const KIND_PIECE: u8 = 2;
+const CHUNK_HEADER: usize = 40;
+const PIECE_HEADER: usize = 16;
+/// A window's directory entry: series u32, last chunk u64, label record offset u64.
+const DIR_ENTRY: usize = 20;
+const SPILL_BUF: usize = 64 << 10;
+const SPACE_CHECK: u64 = 64 << 20;
+
+/// Heap bytes of open chunk data held before the biggest are moved out to the spill.
+pub const DEFAULT_OPEN_CHUNK_BUDGET: u64 = 32 << 20;
+/// Bytes of postings sorted in memory per block before runs go to disk.
+pub const DEFAULT_SORT_BUDGET: u64 = 16 << 20;
 
 /// How to flush.
 #[derive(Clone, Debug, Default)]
@@ -89,6 +105,12 @@ pub struct FlushOptions {
     pub dry_run: bool,
     /// Server or agent WAL (an agent WAL is refused: agents keep no blocks).
     pub flavor: WalFlavor,
+    /// Heap bytes of open chunks held before moving them out to the spill (default
+    /// [`DEFAULT_OPEN_CHUNK_BUDGET`]). The blocks are the same whatever the budget.
+    pub open_chunk_budget: Option<u64>,
+    /// Bytes of postings sorted in memory per block (default [`DEFAULT_SORT_BUDGET`]); more
+    /// are sorted in runs on disk. The blocks are the same whatever the budget.
+    pub sort_budget: Option<u64>,
 }
 
 /// What a block holds.
@@ -132,7 +154,8 @@ pub struct NotWritten {
 /// Memory the flush held, as estimated from its own tables, and as measured.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct MemoryReport {
-    /// Series tables at the end of the pass: labels, strings, per-series state, ref maps.
+    /// Series tables at the end of the pass: per-series state (open chunk state included),
+    /// ref map, dedup table. Label sets are on disk.
     pub series_tables_bytes: u64,
     /// Most bytes of open chunks held at once.
     pub peak_open_chunk_bytes: u64,
@@ -191,6 +214,24 @@ pub struct FlushReport {
     pub removed_leftovers: Vec<PathBuf>,
     /// Memory.
     pub memory: MemoryReport,
+    /// Disk in the output's file system.
+    pub disk: DiskReport,
+}
+
+/// Disk the flush needs in the output's file system (checked before the blocks are written).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DiskReport {
+    /// Spill at its largest (end of the pass): label records, chunks, window directories.
+    pub spill_bytes: u64,
+    /// Upper estimate of the blocks (chunk files exact, index at most).
+    pub blocks_bytes_estimate: u64,
+    /// Peak of spill + blocks on disk (each window's spill is removed once its block is in
+    /// place), from the estimate.
+    pub peak_bytes_estimate: u64,
+    /// Free bytes in the output's file system after the pass.
+    pub free_bytes: u64,
+    /// Bytes of the blocks written (0 in a dry run).
+    pub blocks_bytes: u64,
 }
 
 /// Why a flush stopped.
@@ -208,6 +249,16 @@ pub enum FlushError {
     /// Something this version does not convert and must not drop silently.
     #[error("{0}")]
     Unsupported(String),
+    /// Not enough free space in the output's file system.
+    #[error("not enough free space in the output's file system {what}: {needed} B needed, {free} B free")]
+    NoSpace {
+        /// When.
+        what: String,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes free.
+        free: u64,
+    },
     /// A block did not read back as written; it was removed, nothing was renamed.
     #[error("block {ulid} failed verification: {what} (removed; nothing renamed into place)")]
     Verify {
@@ -219,40 +270,156 @@ pub enum FlushError {
 }
 
 impl FlushError {
-    /// Exit code: 2 refused (locked, damaged, unsupported), 3 operational or verification error.
+    /// Exit code: 2 refused (locked, damaged, unsupported, no space), 3 operational or
+    /// verification error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            FlushError::Locked(_) | FlushError::Damaged(_) | FlushError::Unsupported(_) => 2,
+            FlushError::Locked(_)
+            | FlushError::Damaged(_)
+            | FlushError::Unsupported(_)
+            | FlushError::NoSpace { .. } => 2,
             FlushError::Io(_) | FlushError::Verify { .. } => 3,
         }
     }
 }
 
-#[derive(Clone, Copy)]
-struct DirEntry {
-    series: u32,
-    last_chunk: u64,
+/// Bytes written in memory (a dry run) or to a file that can be read back at any offset.
+enum Sink {
+    Mem(Vec<u8>),
+    File(BufWriter<File>),
 }
 
-#[derive(Default)]
+impl Sink {
+    fn create(path: Option<&Path>) -> io::Result<Sink> {
+        Ok(match path {
+            None => Sink::Mem(Vec::new()),
+            Some(p) => Sink::File(BufWriter::with_capacity(
+                SPILL_BUF,
+                fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(p)?,
+            )),
+        })
+    }
+
+    fn write(&mut self, b: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Mem(v) => v.extend_from_slice(b),
+            Sink::File(f) => f.write_all(b)?,
+        }
+        Ok(())
+    }
+
+    /// True if the bytes at `at` start with `want`.
+    fn starts_with_at(&mut self, at: u64, want: &[u8]) -> io::Result<bool> {
+        match self {
+            Sink::Mem(v) => Ok(v.get(at as usize..).is_some_and(|s| s.starts_with(want))),
+            Sink::File(f) => {
+                use std::os::unix::fs::FileExt;
+                f.flush()?;
+                let mut got = vec![0u8; want.len()];
+                match f.get_ref().read_exact_at(&mut got, at) {
+                    Ok(()) => Ok(got == want),
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// The bytes, mapped (or read) back from the file once it is complete.
+    fn into_data(self, path: Option<&Path>) -> io::Result<SegmentData> {
+        match (self, path) {
+            (Sink::Mem(v), _) => Ok(SegmentData::from_vec(v)),
+            (Sink::File(f), Some(p)) => {
+                f.into_inner().map_err(|e| e.into_error())?;
+                SegmentData::open(p)
+            }
+            (Sink::File(_), None) => Err(io::Error::other("spill file without a path")),
+        }
+    }
+}
+
 struct Window {
+    /// Closed chunks and pieces of open ones (see `close_chunk`, `spill_piece`); `None` in a
+    /// dry run (only counted).
     spill: Option<BufWriter<File>>,
     spill_path: PathBuf,
     spill_pos: u64,
-    dir: Vec<DirEntry>,
+    /// One `DIR_ENTRY` per series with samples here: series, last chunk, labels offset.
+    dir: Sink,
+    dir_path: Option<PathBuf>,
+    series: u64,
     samples: u64,
     chunks: u64,
+    /// Bytes the chunks take in chunk files (length, encoding, data, CRC).
+    chunk_file_bytes: u64,
     mint: i64,
     maxt: i64,
     digest: u64,
 }
 
+/// Per series during the pass (104 B): the open chunk's state sits inline; its bytes are on
+/// the heap within the open-chunk budget, or moved out to the spill.
 struct SeriesState {
     hash: u64,
     last_t: i64,
-    window: i64,
+    /// Spill offset of the last closed chunk in the current window, or NONE.
     last_chunk: u64,
-    open: Option<Box<XorEncoder>>,
+    /// Offset of the label record in the label file.
+    labels_off: u64,
+    enc: XorEncoder,
+}
+
+impl SeriesState {
+    /// In a window: it has samples there (an open chunk or a closed one).
+    fn in_window(&self) -> bool {
+        !self.enc.is_empty() || self.last_chunk != NONE
+    }
+}
+
+/// A vector in blocks of fixed size: growing never copies (a doubling `Vec` of 1M entries of
+/// 104 B would hold old and new storage at once, 3x the bytes, while it moves).
+struct Blocks<T> {
+    blocks: Vec<Vec<T>>,
+    len: usize,
+}
+
+const BLOCK_SHIFT: usize = 14;
+
+impl<T> Blocks<T> {
+    fn new() -> Self {
+        Blocks {
+            blocks: Vec::new(),
+            len: 0,
+        }
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn push(&mut self, x: T) {
+        if self.len >> BLOCK_SHIFT == self.blocks.len() {
+            self.blocks.push(Vec::with_capacity(1 << BLOCK_SHIFT));
+        }
+        self.blocks[self.len >> BLOCK_SHIFT].push(x);
+        self.len += 1;
+    }
+    fn get(&self, i: u32) -> &T {
+        let i = i as usize;
+        &self.blocks[i >> BLOCK_SHIFT][i & ((1 << BLOCK_SHIFT) - 1)]
+    }
+    fn get_mut(&mut self, i: u32) -> &mut T {
+        let i = i as usize;
+        &mut self.blocks[i >> BLOCK_SHIFT][i & ((1 << BLOCK_SHIFT) - 1)]
+    }
+    fn heap_bytes(&self) -> usize {
+        self.blocks.len() * (std::mem::size_of::<T>() << BLOCK_SHIFT) + self.blocks.capacity() * 24
+    }
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.blocks.iter().flatten()
+    }
 }
 
 const NO_SERIES: u32 = u32::MAX;
@@ -299,110 +466,247 @@ impl RefMap {
 
 /// The pass: replay's rules and the per-window spill.
 struct Pass {
-    strings: Interner,
-    labels: LabelStore,
-    series: Vec<SeriesState>,
+    /// Label records of all series, in the order they were defined.
+    labels: Sink,
+    labels_len: u64,
+    series: Blocks<SeriesState>,
     refs: RefMap,
-    by_hash: HashMap<u64, u32>,
+    /// Open addressing by label hash: series index or NO_SERIES (at most half full).
+    dedup: Vec<u32>,
     windows: BTreeMap<i64, Window>,
     spill_dir: Option<PathBuf>,
     min_valid: i64,
     in_wbl: bool,
     wbl_samples: u64,
-    scratch: Vec<[u32; 2]>,
+    scratch: Vec<u8>,
+    piece: Vec<u8>,
     /// (series, mint, maxt) of every kept tombstone interval.
     tombstones: Vec<(u32, i64, i64)>,
+    /// Heap bytes of open chunk data, and the budget that moves them out.
     open_bytes: u64,
-    err: Option<io::Error>,
+    open_budget: u64,
+    evict_at: u32,
+    /// Bytes written to spill files; free space is checked again every SPACE_CHECK of them.
+    spill_written: u64,
+    next_space_check: u64,
+    err: Option<FlushError>,
     out: FlushReport,
 }
 
 impl Pass {
-    fn find_or_add_series(&mut self, pairs: &[[u32; 2]], hash: u64) -> u32 {
-        let mut key = hash;
+    fn find_or_add_series(&mut self, hash: u64) -> io::Result<u32> {
+        let mask = self.dedup.len() - 1;
+        let mut i = hash as usize & mask;
         loop {
-            match self.by_hash.get(&key) {
-                Some(&idx) if self.labels.get(idx) == pairs => return idx,
-                Some(_) => key = key.wrapping_add(0x9e37_79b9_7f4a_7c15),
-                None => break,
+            match self.dedup[i] {
+                NO_SERIES => break,
+                idx => {
+                    let s = self.series.get(idx);
+                    if s.hash == hash && self.labels.starts_with_at(s.labels_off, &self.scratch)? {
+                        return Ok(idx);
+                    }
+                    i = (i + 1) & mask;
+                }
             }
         }
-        let idx = self.labels.push(pairs);
-        self.by_hash.insert(key, idx);
+        let idx = u32::try_from(self.series.len())
+            .ok()
+            .filter(|&i| i != NO_SERIES)
+            .ok_or_else(|| io::Error::other("more than 2^32 - 1 series"))?;
+        self.labels.write(&self.scratch)?;
+        let labels_off = self.labels_len;
+        self.labels_len += self.scratch.len() as u64;
+        self.spilled(self.scratch.len() as u64)?;
         self.series.push(SeriesState {
             hash,
             last_t: i64::MIN,
-            window: i64::MIN,
             last_chunk: NONE,
-            open: None,
+            labels_off,
+            enc: XorEncoder::new(),
         });
+        self.dedup[i] = idx;
+        if self.series.len() * 2 > self.dedup.len() {
+            let n = self.dedup.len() * 2;
+            self.dedup = vec![NO_SERIES; n];
+            for (k, s) in self.series.iter().enumerate() {
+                let mut j = s.hash as usize & (n - 1);
+                while self.dedup[j] != NO_SERIES {
+                    j = (j + 1) & (n - 1);
+                }
+                self.dedup[j] = k as u32;
+            }
+        }
         self.out.series += 1;
-        idx
+        Ok(idx)
+    }
+
+    /// Counts spill bytes; every SPACE_CHECK of them, stops if the output's file system has
+    /// less free space left than the spill so far (the blocks need about as much again).
+    fn spilled(&mut self, n: u64) -> io::Result<()> {
+        self.spill_written += n;
+        if self.spill_written >= self.next_space_check {
+            self.next_space_check = self.spill_written + SPACE_CHECK;
+            if let Some(d) = &self.spill_dir {
+                let free = walfix::space::free(d)?.bytes;
+                if free < self.spill_written {
+                    self.err.get_or_insert(FlushError::NoSpace {
+                        what: format!(
+                            "while reading the WAL: {} B spilled so far (the blocks need about as much again)",
+                            self.spill_written
+                        ),
+                        needed: self.spill_written,
+                        free,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     fn window(&mut self, w: i64) -> io::Result<&mut Window> {
         if !self.windows.contains_key(&w) {
-            let mut win = Window {
+            let (spill, spill_path, dir_path) = match &self.spill_dir {
+                Some(d) => {
+                    let p = d.join(format!("w{w}"));
+                    let f = BufWriter::with_capacity(SPILL_BUF, File::create(&p)?);
+                    (Some(f), p, Some(d.join(format!("w{w}.dir"))))
+                }
+                None => (None, PathBuf::new(), None),
+            };
+            let win = Window {
+                spill,
+                spill_path,
+                spill_pos: 0,
+                dir: Sink::create(dir_path.as_deref())?,
+                dir_path,
+                series: 0,
+                samples: 0,
+                chunks: 0,
+                chunk_file_bytes: 0,
                 mint: i64::MAX,
                 maxt: i64::MIN,
-                ..Window::default()
+                digest: 0,
             };
-            if let Some(dir) = &self.spill_dir {
-                win.spill_path = dir.join(format!("w{w}"));
-                win.spill = Some(BufWriter::with_capacity(
-                    256 << 10,
-                    File::create(&win.spill_path)?,
-                ));
-            }
             self.windows.insert(w, win);
         }
         Ok(self.windows.get_mut(&w).expect("inserted"))
     }
 
-    /// Closes series `idx`'s open chunk into its window's spill.
-    fn close_chunk(&mut self, idx: u32) -> io::Result<()> {
-        let s = &mut self.series[idx as usize];
-        let Some(mut enc) = s.open.take() else {
-            return Ok(());
-        };
-        let (w, prev) = (s.window, s.last_chunk);
-        let (mint, maxt, n) = (enc.mint, enc.maxt(), enc.len());
-        self.open_bytes = self.open_bytes.saturating_sub(enc.byte_len() as u64);
-        let bytes = enc.bytes();
+    fn spill_write(&mut self, w: i64, head: &[u8], body: &[u8]) -> io::Result<u64> {
         let win = self.window(w)?;
         let at = win.spill_pos;
-        win.chunks += 1;
         if let Some(f) = &mut win.spill {
-            let mut h = [0u8; SPILL_HEADER];
-            h[0..4].copy_from_slice(&idx.to_le_bytes());
-            h[4..12].copy_from_slice(&prev.to_le_bytes());
-            h[12..20].copy_from_slice(&mint.to_le_bytes());
-            h[20..28].copy_from_slice(&maxt.to_le_bytes());
-            h[28..30].copy_from_slice(&n.to_le_bytes());
-            h[30..32].copy_from_slice(&(bytes.len() as u16).to_le_bytes());
-            f.write_all(&h)?;
-            f.write_all(bytes)?;
+            f.write_all(head)?;
+            f.write_all(body)?;
         }
-        win.spill_pos += (SPILL_HEADER + bytes.len()) as u64;
-        self.series[idx as usize].last_chunk = at;
+        let n = (head.len() + body.len()) as u64;
+        win.spill_pos += n;
+        self.spilled(n)?;
+        Ok(at)
+    }
+
+    /// Moves the complete bytes of series `idx`'s open chunk to its window's spill, as a
+    /// piece chained to the chunk's earlier pieces; the chunk goes on in memory from its last
+    /// partly filled byte.
+    fn spill_piece(&mut self, idx: u32) -> io::Result<()> {
+        let mut piece = std::mem::take(&mut self.piece);
+        piece.clear();
+        let s = self.series.get_mut(idx);
+        let before = s.enc.heap_bytes();
+        let n = s.enc.take_complete(&mut piece);
+        let (w, prev) = (s.enc.maxt().div_euclid(BLOCK_RANGE_MS), s.enc.moved_at);
+        self.open_bytes = self
+            .open_bytes
+            .saturating_sub((before - s.enc.heap_bytes()) as u64);
+        if n > 0 {
+            let mut h = [0u8; PIECE_HEADER];
+            h[0] = KIND_PIECE;
+            h[2..4].copy_from_slice(&(n as u16).to_le_bytes());
+            h[8..16].copy_from_slice(&prev.to_le_bytes());
+            let at = self.spill_write(w, &h, &piece)?;
+            self.series.get_mut(idx).enc.moved_at = at;
+        }
+        self.piece = piece;
+        Ok(())
+    }
+
+    /// Over the budget: moves out the bytes of the biggest open chunks (above twice the mean,
+    /// then above the mean, then any) until half the budget is left; chunks stay whole.
+    fn evict(&mut self) -> io::Result<()> {
+        let n = self.series.len() as u32;
+        let target = self.open_budget / 2;
+        for round in 0..3 {
+            let mean = self.open_bytes / n.max(1) as u64;
+            let above = [2 * mean, mean, 0][round];
+            for _ in 0..n {
+                if self.open_bytes <= target {
+                    return Ok(());
+                }
+                self.evict_at = if self.evict_at + 1 >= n {
+                    0
+                } else {
+                    self.evict_at + 1
+                };
+                let e = &self.series.get(self.evict_at).enc;
+                if e.heap_bytes() as u64 > above && e.bytes_held() > 1 {
+                    self.spill_piece(self.evict_at)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes series `idx`'s open chunk into its window's spill.
+    fn close_chunk(&mut self, idx: u32) -> io::Result<()> {
+        let s = self.series.get_mut(idx);
+        if s.enc.is_empty() {
+            return Ok(());
+        }
+        let mut enc = std::mem::take(&mut s.enc);
+        let prev = s.last_chunk;
+        self.open_bytes = self.open_bytes.saturating_sub(enc.heap_bytes() as u64);
+        let (mint, maxt, n, total) = (enc.mint, enc.maxt(), enc.len(), enc.byte_len());
+        let w = maxt.div_euclid(BLOCK_RANGE_MS);
+        let pieces = enc.moved_at;
+        let tail = enc.bytes();
+        let mut h = [0u8; CHUNK_HEADER];
+        h[0] = KIND_CHUNK;
+        h[2..4].copy_from_slice(&n.to_le_bytes());
+        h[4..6].copy_from_slice(&(tail.len() as u16).to_le_bytes());
+        h[6..8].copy_from_slice(&(total as u16).to_le_bytes());
+        h[8..16].copy_from_slice(&prev.to_le_bytes());
+        h[16..24].copy_from_slice(&pieces.to_le_bytes());
+        h[24..32].copy_from_slice(&mint.to_le_bytes());
+        h[32..40].copy_from_slice(&maxt.to_le_bytes());
+        let at = self.spill_write(w, &h, tail)?;
+        let win = self.window(w)?;
+        win.chunks += 1;
+        win.chunk_file_bytes += chunk_file_len(total);
+        self.series.get_mut(idx).last_chunk = at;
         Ok(())
     }
 
     /// Ends series `idx`'s stay in its current window.
     fn leave_window(&mut self, idx: u32) -> io::Result<()> {
         self.close_chunk(idx)?;
-        let s = &mut self.series[idx as usize];
-        if s.window == i64::MIN {
+        let s = self.series.get_mut(idx);
+        if s.last_chunk == NONE {
             return Ok(());
         }
-        let (w, last) = (s.window, s.last_chunk);
-        s.window = i64::MIN;
+        let (w, last, off) = (
+            s.last_t.div_euclid(BLOCK_RANGE_MS),
+            s.last_chunk,
+            s.labels_off,
+        );
         s.last_chunk = NONE;
-        self.window(w)?.dir.push(DirEntry {
-            series: idx,
-            last_chunk: last,
-        });
-        Ok(())
+        let mut e = [0u8; DIR_ENTRY];
+        e[0..4].copy_from_slice(&idx.to_le_bytes());
+        e[4..12].copy_from_slice(&last.to_le_bytes());
+        e[12..20].copy_from_slice(&off.to_le_bytes());
+        let win = self.window(w)?;
+        win.dir.write(&e)?;
+        win.series += 1;
+        self.spilled(DIR_ENTRY as u64)
     }
 
     fn float(&mut self, series_ref: u64, t: i64, v: u64) -> io::Result<()> {
@@ -419,42 +723,49 @@ impl Pass {
             self.out.dropped_before_blocks += 1;
             return Ok(());
         }
-        let s = &self.series[idx as usize];
+        let s = self.series.get(idx);
         if s.last_t != i64::MIN && t <= s.last_t {
             self.out.dropped_out_of_order += 1;
             return Ok(());
         }
         let w = t.div_euclid(BLOCK_RANGE_MS);
-        if s.window != w {
+        if s.in_window() && s.last_t.div_euclid(BLOCK_RANGE_MS) != w {
             self.leave_window(idx)?;
-            self.series[idx as usize].window = w;
-        } else if let Some(enc) = &s.open {
-            if enc.len() >= SAMPLES_PER_CHUNK || enc.byte_len() > MAX_CHUNK_BYTES {
-                self.close_chunk(idx)?;
-            }
+        } else if s.enc.len() >= SAMPLES_PER_CHUNK || s.enc.byte_len() > MAX_CHUNK_BYTES {
+            self.close_chunk(idx)?;
         }
-        let s = &mut self.series[idx as usize];
-        let enc = s.open.get_or_insert_with(|| Box::new(XorEncoder::new()));
-        let before = enc.byte_len();
-        enc.append(t, v);
-        self.open_bytes += (enc.byte_len() - before) as u64;
-        self.out.memory.peak_open_chunk_bytes =
-            self.out.memory.peak_open_chunk_bytes.max(self.open_bytes);
+        let s = self.series.get_mut(idx);
+        let before = s.enc.heap_bytes();
+        s.enc.append(t, v);
+        let grown = (s.enc.heap_bytes() - before) as u64;
         s.last_t = t;
         let hash = s.hash;
+        self.open_bytes += grown;
+        self.out.memory.peak_open_chunk_bytes =
+            self.out.memory.peak_open_chunk_bytes.max(self.open_bytes);
         let win = self.window(w)?;
         win.samples += 1;
         win.mint = win.mint.min(t);
         win.maxt = win.maxt.max(t);
         win.digest = win.digest.wrapping_add(sample_digest(hash, t, v));
+        if self.open_bytes > self.open_budget {
+            self.evict()?;
+        }
         Ok(())
     }
 
     fn keep(&mut self, r: io::Result<()>) {
         if let Err(e) = r {
-            self.err.get_or_insert(e);
+            self.err.get_or_insert(e.into());
         }
     }
+}
+
+/// Bytes of one chunk in a chunk file: `uvarint len | encoding | data | crc32c`.
+fn chunk_file_len(data: usize) -> u64 {
+    let mut v = Vec::with_capacity(10);
+    put_uvarint(&mut v, data as u64);
+    (v.len() + 1 + data + 4) as u64
 }
 
 impl Visitor for Pass {
@@ -462,23 +773,19 @@ impl Visitor for Pass {
         if self.in_wbl {
             return;
         }
-        let mut pairs = std::mem::take(&mut self.scratch);
-        pairs.clear();
-        for (n, v) in s.labels.iter() {
-            let (n, v) = (self.strings.intern(n), self.strings.intern(v));
-            pairs.push([n, v]);
-        }
         // Prometheus's labels are sorted by name; records it writes already are.
-        pairs.sort_by(|a, b| self.strings.get(a[0]).cmp(self.strings.get(b[0])));
-        let hash = hash_labels(
-            pairs
-                .iter()
-                .map(|p| (self.strings.get(p[0]), self.strings.get(p[1]))),
-        );
-        let idx = self.find_or_add_series(&pairs, hash);
-        let n = self.series.len();
-        self.refs.insert(s.series_ref, idx, n);
-        self.scratch = pairs;
+        let mut pairs: Vec<(&[u8], &[u8])> = s.labels.iter().collect();
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        let hash = hash_labels(pairs.iter().copied());
+        self.scratch.clear();
+        labels::encode(pairs.iter().copied(), &mut self.scratch);
+        match self.find_or_add_series(hash) {
+            Ok(idx) => {
+                let n = self.series.len();
+                self.refs.insert(s.series_ref, idx, n);
+            }
+            Err(e) => self.keep(Err(e)),
+        }
     }
 
     fn sample(&mut self, s: &Sample) {
@@ -555,7 +862,7 @@ fn read_log(pass: &mut Pass, log: &Log, above: Option<u64>) -> Result<(), FlushE
             }
             let _ = record::visit(rec.data, pass);
             if let Some(e) = pass.err.take() {
-                return Err(e.into());
+                return Err(e);
             }
         }
         data.check_intact(&seg.path)?;
@@ -718,20 +1025,49 @@ fn run(
     spill_dir: Option<PathBuf>,
 ) -> Result<FlushReport, FlushError> {
     let layout = discover(data_dir, opts.flavor)?;
+    if !opts.dry_run {
+        // Up front, the one figure known: the spill and the blocks together have measured
+        // 1.4-3.6x the WAL's bytes (docs/flush.md), so less free space than the WAL is refused.
+        let mut wal_bytes = 0u64;
+        for log in &layout.logs {
+            let ck = log.checkpoint.as_ref();
+            let segs = log
+                .segments
+                .iter()
+                .filter(|s| ck.is_none_or(|c| s.index > c.index));
+            for seg in segs.chain(ck.into_iter().flat_map(|c| c.log.segments.iter())) {
+                wal_bytes += fs::metadata(&seg.path).map_or(0, |m| m.len());
+            }
+        }
+        let free = walfix::space::free(out_dir)?.bytes;
+        if free < wal_bytes {
+            return Err(FlushError::NoSpace {
+                what: "before reading the WAL (the spill and the blocks take at least about the WAL's size)".into(),
+                needed: wal_bytes,
+                free,
+            });
+        }
+    }
+    let labels_path = spill_dir.as_ref().map(|d| d.join("labels"));
     let mut pass = Pass {
-        strings: Interner::default(),
-        labels: LabelStore::default(),
-        series: Vec::new(),
+        labels: Sink::create(labels_path.as_deref())?,
+        labels_len: 0,
+        series: Blocks::new(),
         refs: RefMap::default(),
-        by_hash: HashMap::new(),
+        dedup: vec![NO_SERIES; 1024],
         windows: BTreeMap::new(),
-        spill_dir,
+        spill_dir: spill_dir.clone(),
         min_valid: min_valid.unwrap_or(i64::MIN),
         in_wbl: false,
         wbl_samples: 0,
         scratch: Vec::new(),
+        piece: Vec::new(),
         tombstones: Vec::new(),
         open_bytes: 0,
+        open_budget: opts.open_chunk_budget.unwrap_or(DEFAULT_OPEN_CHUNK_BUDGET),
+        evict_at: 0,
+        spill_written: 0,
+        next_space_check: 0,
         err: None,
         out: FlushReport {
             data_dir: data_dir.to_path_buf(),
@@ -760,28 +1096,78 @@ fn run(
     for idx in 0..pass.series.len() as u32 {
         pass.leave_window(idx)?;
     }
+    if let Some(e) = pass.err.take() {
+        return Err(e);
+    }
     note_anon(&mut pass.out.memory);
-    pass.out.memory.series_tables_bytes = (pass.strings.heap_bytes()
-        + pass.labels.heap_bytes()
-        + pass.series.capacity() * std::mem::size_of::<SeriesState>()
-        + pass.refs.heap_bytes()
-        + pass.by_hash.capacity() * 24) as u64;
+    pass.out.memory.series_tables_bytes =
+        (pass.series.heap_bytes() + pass.refs.heap_bytes() + pass.dedup.capacity() * 4) as u64;
     let with_samples = pass.series.iter().filter(|s| s.last_t != i64::MIN).count() as u64;
     pass.out.series_without_samples = pass.out.series - with_samples;
     // The per-series state is not needed to finish the windows.
-    pass.series = Vec::new();
+    pass.series = Blocks::new();
     pass.refs = RefMap::default();
-    pass.by_hash = HashMap::new();
+    pass.dedup = Vec::new();
+    let labels = std::mem::replace(&mut pass.labels, Sink::Mem(Vec::new()))
+        .into_data(labels_path.as_deref())?;
 
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     pass.tombstones.sort_unstable();
+    let sort_budget = opts.sort_budget.unwrap_or(DEFAULT_SORT_BUDGET) as usize;
     let mut mem = std::mem::take(&mut pass.out.memory);
-    let windows = std::mem::take(&mut pass.windows);
-    let newest = windows.keys().next_back().copied();
-    for (i, (w, win)) in windows.into_iter().enumerate() {
+    let newest = pass.windows.keys().next_back().copied();
+
+    // Finish the spill files, then the disk the blocks need: block j adds an estimate B_j and
+    // then frees its window's spill S_j, so the peak beyond what is on disk now is
+    // max_k (sum_{j<=k} B_j - sum_{j<k} S_j + postings runs of k).
+    let mut windows = Vec::new();
+    let (mut spill_total, mut blocks_est, mut need, mut freed) = (labels_len(&labels), 0, 0, 0);
+    for (w, mut win) in std::mem::take(&mut pass.windows) {
+        if let Some(f) = win.spill.take() {
+            f.into_inner().map_err(|e| e.into_error())?;
+        }
+        let dir = std::mem::replace(&mut win.dir, Sink::Mem(Vec::new()))
+            .into_data(win.dir_path.as_deref())?;
+        let spill = win.spill_pos + dir.len() as u64;
+        spill_total += spill;
+        if win.samples == 0 {
+            windows.push((w, win, dir, 0));
+            continue;
+        }
+        let (record_bytes, pairs) = window_label_stats(&dir, &labels)?;
+        let est = block_estimate(&win, record_bytes, pairs);
+        blocks_est += est;
+        let runs = if pairs * 12 > sort_budget as u64 {
+            pairs * 12
+        } else {
+            0
+        };
+        need = need.max((blocks_est + runs).saturating_sub(freed));
+        freed += spill;
+        windows.push((w, win, dir, est));
+    }
+    let free = walfix::space::free(out_dir)?.bytes;
+    pass.out.disk = DiskReport {
+        spill_bytes: spill_total,
+        blocks_bytes_estimate: blocks_est,
+        peak_bytes_estimate: spill_total + need,
+        free_bytes: free,
+        blocks_bytes: 0,
+    };
+    if !opts.dry_run && free < need {
+        return Err(FlushError::NoSpace {
+            what: format!(
+                "to write the blocks (estimate {blocks_est} B; the spill of {spill_total} B is freed as they are written)"
+            ),
+            needed: need,
+            free,
+        });
+    }
+    let scratch = spill_dir.as_deref().unwrap_or(out_dir);
+    for (i, (w, win, dir, _)) in windows.into_iter().enumerate() {
         pass.out.spill_bytes += win.spill_pos;
         if win.samples == 0 {
             continue;
@@ -799,7 +1185,7 @@ fn run(
                 ulid: id,
                 min_time: win.mint,
                 max_time,
-                series: win.dir.len() as u64,
+                series: win.series,
                 samples: win.samples,
                 chunks: win.chunks,
                 index_bytes: 0,
@@ -808,98 +1194,252 @@ fn run(
                 written: false,
             }
         } else {
-            let r = write_window(&pass, out_dir, id, win, max_time, &mut mem)?;
+            let ctx = BlockCtx {
+                out_dir,
+                scratch,
+                labels: &labels,
+                dir: &dir,
+                stones: &pass.tombstones,
+                sort_budget,
+            };
+            let r = write_window(&ctx, id, win, max_time, &mut mem)?;
             note_anon(&mut mem);
             r
         };
         pass.out.samples_written += rep.samples;
+        pass.out.disk.blocks_bytes += rep.index_bytes + rep.chunk_bytes;
         pass.out.blocks.push(rep);
+        if let Some(p) = dir_path_of(scratch, w, opts.dry_run) {
+            drop(dir);
+            let _ = fs::remove_file(p);
+        }
     }
     mem.peak_rss_bytes = status_kb("VmHWM:");
     pass.out.memory = mem;
     Ok(pass.out)
 }
 
-fn spill_header(spill: &[u8], at: u64) -> io::Result<(u64, i64, i64, &[u8])> {
-    let bad = || io::Error::other("spill file shorter than written");
-    let at = at as usize;
-    let h = spill.get(at..at + SPILL_HEADER).ok_or_else(bad)?;
-    let le64 = |r: std::ops::Range<usize>| u64::from_le_bytes(h[r].try_into().unwrap());
-    let prev = le64(4..12);
-    let mint = le64(12..20) as i64;
-    let maxt = le64(20..28) as i64;
-    let len = u16::from_le_bytes([h[30], h[31]]) as usize;
-    let bytes = spill
-        .get(at + SPILL_HEADER..at + SPILL_HEADER + len)
-        .ok_or_else(bad)?;
-    Ok((prev, mint, maxt, bytes))
+fn labels_len(d: &SegmentData) -> u64 {
+    d.len() as u64
+}
+
+fn dir_path_of(scratch: &Path, w: i64, dry_run: bool) -> Option<PathBuf> {
+    (!dry_run).then(|| scratch.join(format!("w{w}.dir")))
+}
+
+/// Upper estimate of a block's bytes: chunk files exactly; the index at most every label
+/// string twice (symbols, postings table) plus per series, pair and chunk the most its
+/// entries, lists and table rows take.
+fn block_estimate(win: &Window, record_bytes: u64, pairs: u64) -> u64 {
+    let files = 1 + win.chunk_file_bytes / block::CHUNK_SEGMENT_SIZE;
+    let chunks = win.chunk_file_bytes + files * 8;
+    let index = 4096 + 2 * record_bytes + 40 * win.series + 40 * pairs + 30 * win.chunks;
+    chunks + index + 4096
+}
+
+/// Label record bytes and label pairs of a window's series (and every record checked whole).
+fn window_label_stats(dir: &[u8], labels: &[u8]) -> io::Result<(u64, u64)> {
+    let (mut bytes, mut pairs) = (0u64, 0u64);
+    for e in dir_entries(dir) {
+        let e = e?;
+        let r = labels::Record::at(labels, e.labels_off as usize).ok_or_else(short_labels)?;
+        pairs += r.pairs_left();
+        let end = labels::validate(labels, e.labels_off as usize).ok_or_else(short_labels)? as u64;
+        bytes += end - e.labels_off;
+    }
+    Ok((bytes, pairs))
+}
+
+fn short_labels() -> io::Error {
+    io::Error::other("label spill file shorter than written")
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    labels_off: u64,
+    last_chunk: u64,
+    series: u32,
+}
+
+fn dir_entries(dir: &[u8]) -> impl Iterator<Item = io::Result<Entry>> + '_ {
+    let bad = !dir.len().is_multiple_of(DIR_ENTRY);
+    let le64 = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    std::iter::once(bad)
+        .filter(|&b| b)
+        .map(|_| Err(io::Error::other("spill directory file cut short")))
+        .chain(dir.chunks_exact(DIR_ENTRY).map(move |e| {
+            Ok(Entry {
+                series: u32::from_le_bytes([e[0], e[1], e[2], e[3]]),
+                last_chunk: le64(&e[4..12]),
+                labels_off: le64(&e[12..20]),
+            })
+        }))
+}
+
+fn bad_spill() -> io::Error {
+    io::Error::other("spill file shorter than written or inconsistent")
+}
+
+/// The chunk whose record is at `at`: its pieces (moved out while it was open) and its tail
+/// joined into `out`, with the sample count filled in. Returns (previous chunk, mint, maxt).
+fn read_chunk(
+    spill: &[u8],
+    at: u64,
+    pieces: &mut Vec<u64>,
+    out: &mut Vec<u8>,
+) -> io::Result<(u64, i64, i64)> {
+    let get = |a: u64, n: usize| {
+        usize::try_from(a)
+            .ok()
+            .and_then(|a| spill.get(a..a.checked_add(n)?))
+            .ok_or_else(bad_spill)
+    };
+    let le16 = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let le64 = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+    let h = get(at, CHUNK_HEADER)?;
+    if h[0] != KIND_CHUNK {
+        return Err(bad_spill());
+    }
+    let (n, tail_len, total) = (le16(h, 2), le16(h, 4) as usize, le16(h, 6) as usize);
+    let (prev, mut p) = (le64(h, 8), le64(h, 16));
+    let (mint, maxt) = (le64(h, 24) as i64, le64(h, 32) as i64);
+    pieces.clear();
+    // Pieces were written before the chunk record, each after the one before it.
+    let mut bound = at;
+    while p != NONE {
+        if p >= bound || pieces.len() > total {
+            return Err(bad_spill());
+        }
+        let ph = get(p, PIECE_HEADER)?;
+        if ph[0] != KIND_PIECE {
+            return Err(bad_spill());
+        }
+        pieces.push(p);
+        bound = p;
+        p = le64(ph, 8);
+    }
+    out.clear();
+    for &p in pieces.iter().rev() {
+        let len = le16(get(p, PIECE_HEADER)?, 2) as usize;
+        out.extend_from_slice(get(p + PIECE_HEADER as u64, len)?);
+    }
+    out.extend_from_slice(get(at + CHUNK_HEADER as u64, tail_len)?);
+    if out.len() != total || total < 2 || (prev != NONE && prev >= at) {
+        return Err(bad_spill());
+    }
+    out[..2].copy_from_slice(&n.to_be_bytes());
+    Ok((prev, mint, maxt))
 }
 
 /// Chunks, chunk bytes, index bytes, tombstone intervals (block series ref, mint, maxt).
 type Built = (u64, u64, u64, Vec<(u32, i64, i64)>);
 
+struct BlockCtx<'a> {
+    out_dir: &'a Path,
+    scratch: &'a Path,
+    labels: &'a [u8],
+    dir: &'a [u8],
+    stones: &'a [(u32, i64, i64)],
+    sort_budget: usize,
+}
+
+/// The block of one window: its series (from the window's directory file) sorted by their
+/// label records in the mapped label file, the symbols they use, chunks joined from the
+/// spill in index order, postings sorted within the budget.
+fn build(ctx: &BlockCtx<'_>, tmp: &Path, spill: &[u8], lo: i64, hi: i64) -> io::Result<Built> {
+    let labels = ctx.labels;
+    let mut entries = Vec::new();
+    for e in dir_entries(ctx.dir) {
+        let e = e?;
+        labels::validate(labels, e.labels_off as usize).ok_or_else(short_labels)?;
+        entries.push(e);
+    }
+    entries.sort_unstable_by(|a, b| {
+        labels::compare(labels, a.labels_off as usize, b.labels_off as usize)
+    });
+    let mut symbols = Symbols::default();
+    for e in &entries {
+        let mut r = labels::Record::at(labels, e.labels_off as usize).ok_or_else(short_labels)?;
+        while let Some((no, _, vo, _)) = r.next_pair().map_err(|_| short_labels())? {
+            symbols.add(labels, no).map_err(io::Error::other)?;
+            symbols.add(labels, vo).map_err(io::Error::other)?;
+        }
+    }
+    symbols.finish(labels);
+    let mut cw = ChunkWriter::new(&tmp.join("chunks"))?;
+    let mut iw = IndexWriter::new(
+        &tmp.join("index"),
+        ctx.scratch,
+        ctx.sort_budget,
+        (0..symbols.len() as u32).map(|p| symbols.get(labels, p)),
+    )?;
+    let (mut chain, mut metas, mut pieces, mut buf, mut pos) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut chunks = 0u64;
+    let mut intervals = Vec::new();
+    for e in &entries {
+        chain.clear();
+        let mut at = e.last_chunk;
+        while at != NONE {
+            let (prev, ..) = read_chunk(spill, at, &mut pieces, &mut buf)?;
+            chain.push(at);
+            at = prev;
+        }
+        metas.clear();
+        for &at in chain.iter().rev() {
+            let (_, mint, maxt) = read_chunk(spill, at, &mut pieces, &mut buf)?;
+            let chunk_ref = cw.write(ENC_XOR, &buf)?;
+            metas.push(ChunkMeta {
+                mint,
+                maxt,
+                chunk_ref,
+            });
+        }
+        chunks += metas.len() as u64;
+        pos.clear();
+        let mut r = labels::Record::at(labels, e.labels_off as usize).ok_or_else(short_labels)?;
+        while let Some((_, n, _, v)) = r.next_pair().map_err(|_| short_labels())? {
+            let p = |s| {
+                symbols
+                    .position(labels, s)
+                    .ok_or_else(|| io::Error::other("label string not among the symbols"))
+            };
+            pos.push([p(n)?, p(v)?]);
+        }
+        let sref = iw.add_series(&pos, &metas)?;
+        let stones = ctx.stones;
+        let from = stones.partition_point(|t| t.0 < e.series);
+        for &(_, mint, maxt) in stones[from..].iter().take_while(|t| t.0 == e.series) {
+            if mint <= hi && maxt >= lo {
+                intervals.push((sref, mint.max(lo), maxt.min(hi)));
+            }
+        }
+    }
+    drop(entries);
+    let chunk_bytes = cw.finish()?;
+    let index_bytes = iw.finish(|p| symbols.get(labels, p))?;
+    Ok((chunks, chunk_bytes, index_bytes, intervals))
+}
+
 fn write_window(
-    pass: &Pass,
-    out_dir: &Path,
+    ctx: &BlockCtx<'_>,
     id: String,
-    mut win: Window,
+    win: Window,
     max_time: i64,
     mem: &mut MemoryReport,
 ) -> Result<BlockReport, FlushError> {
-    if let Some(f) = win.spill.take() {
-        f.into_inner().map_err(|e| e.into_error())?;
-    }
+    let out_dir = ctx.out_dir;
     let spill = SegmentData::open(&win.spill_path)?;
-    let (strings, labels) = (&pass.strings, &pass.labels);
-    win.dir
-        .sort_by(|a, b| labels::compare(labels.get(a.series), labels.get(b.series), strings));
-    let symbols = block::symbols_of(win.dir.iter().map(|e| e.series), labels, strings);
     let tmp = out_dir.join(format!("{id}.tmp-for-creation"));
     if tmp.exists() {
         fs::remove_dir_all(&tmp)?;
     }
     fs::create_dir_all(&tmp)?;
-    let stones = &pass.tombstones;
-    let (lo, hi) = (win.mint, max_time - 1);
-    let built = (|| -> io::Result<Built> {
-        let mut cw = ChunkWriter::new(&tmp.join("chunks"))?;
-        let mut iw = IndexWriter::new(&tmp.join("index"), &symbols, strings)?;
-        let mut chain = Vec::new();
-        let mut metas = Vec::new();
-        let mut chunks = 0u64;
-        let mut intervals = Vec::new();
-        for e in &win.dir {
-            chain.clear();
-            let mut at = e.last_chunk;
-            while at != NONE {
-                let (prev, ..) = spill_header(&spill, at)?;
-                chain.push(at);
-                at = prev;
-            }
-            metas.clear();
-            for &at in chain.iter().rev() {
-                let (_, mint, maxt, bytes) = spill_header(&spill, at)?;
-                let chunk_ref = cw.write(ENC_XOR, bytes)?;
-                metas.push(ChunkMeta {
-                    mint,
-                    maxt,
-                    chunk_ref,
-                });
-            }
-            chunks += metas.len() as u64;
-            let sref = iw.add_series(labels.get(e.series), &metas)?;
-            let from = stones.partition_point(|t| t.0 < e.series);
-            for &(_, mint, maxt) in stones[from..].iter().take_while(|t| t.0 == e.series) {
-                if mint <= hi && maxt >= lo {
-                    intervals.push((sref, mint.max(lo), maxt.min(hi)));
-                }
-            }
-        }
+    let built = build(ctx, &tmp, &spill, win.mint, max_time - 1).and_then(|b| {
         spill.check_intact(&win.spill_path)?;
-        let chunk_bytes = cw.finish()?;
-        let index_bytes = iw.finish(strings)?;
-        Ok((chunks, chunk_bytes, index_bytes, intervals))
-    })();
+        Ok(b)
+    });
+    note_anon(mem);
     let fail = |tmp: &Path| {
         let _ = fs::remove_dir_all(tmp);
     };
@@ -916,7 +1456,7 @@ fn write_window(
         max_time,
         stats: MetaStats {
             num_samples: win.samples,
-            num_series: win.dir.len() as u64,
+            num_series: win.series,
             num_chunks: chunks,
             num_tombstones: intervals.len() as u64,
         },
@@ -938,10 +1478,9 @@ fn write_window(
     note_anon(mem);
     let verdict = match read_back {
         Err(what) => Err(what),
-        Ok(s) if s.series != win.dir.len() as u64 => Err(format!(
+        Ok(s) if s.series != win.series => Err(format!(
             "{} series read back, {} written",
-            s.series,
-            win.dir.len()
+            s.series, win.series
         )),
         Ok(s) if s.samples != win.samples || s.chunks != chunks => Err(format!(
             "{} samples in {} chunks read back, {} in {} written",
@@ -971,7 +1510,7 @@ fn write_window(
         path: dest,
         min_time: win.mint,
         max_time,
-        series: win.dir.len() as u64,
+        series: win.series,
         samples: win.samples,
         chunks,
         index_bytes,

@@ -21,10 +21,14 @@ fn bit_range(x: i64, n: u32) -> bool {
     -((1i64 << (n - 1)) - 1) <= x && x <= 1i64 << (n - 1)
 }
 
-/// An XOR chunk being appended to.
+/// An XOR chunk being appended to. Its complete bytes can be moved out as it grows
+/// ([`XorEncoder::take_complete`], for spilling): appending only needs the state and the last,
+/// partly filled byte. An empty encoder holds no heap memory.
 #[derive(Clone, Debug)]
 pub struct XorEncoder {
     w: BitWriter,
+    /// Bytes moved out so far.
+    moved: u16,
     n: u16,
     t: i64,
     t_delta: u64,
@@ -33,6 +37,8 @@ pub struct XorEncoder {
     trailing: u8,
     /// First timestamp.
     pub mint: i64,
+    /// Where the caller put the last bytes moved out (its own pointer; not used here).
+    pub moved_at: u64,
 }
 
 impl Default for XorEncoder {
@@ -45,7 +51,8 @@ impl XorEncoder {
     /// An empty chunk.
     pub fn new() -> Self {
         XorEncoder {
-            w: BitWriter::with_prefix(&[0, 0]),
+            w: BitWriter::default(),
+            moved: 0,
             n: 0,
             t: 0,
             t_delta: 0,
@@ -53,6 +60,7 @@ impl XorEncoder {
             leading: 0xff,
             trailing: 0,
             mint: 0,
+            moved_at: u64::MAX,
         }
     }
 
@@ -71,16 +79,42 @@ impl XorEncoder {
         self.t
     }
 
-    /// Chunk bytes so far (header included).
+    /// Chunk bytes so far (header included, moved bytes included).
     pub fn byte_len(&self) -> usize {
+        self.moved as usize + self.w.bytes.len()
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.w.bytes.capacity()
+    }
+
+    /// Bytes held (not moved out).
+    pub fn bytes_held(&self) -> usize {
         self.w.bytes.len()
     }
 
-    /// The chunk's bytes with the sample count filled in.
+    /// Bytes moved out so far.
+    pub fn moved(&self) -> usize {
+        self.moved as usize
+    }
+
+    /// Moves the complete bytes held to the end of `out` (the first of them start with the
+    /// 2-byte sample count, still 0: whoever joins the pieces fills it in); returns how many.
+    pub fn take_complete(&mut self, out: &mut Vec<u8>) -> usize {
+        let n = self.w.take_complete(out);
+        self.moved += n as u16;
+        n
+    }
+
+    /// The bytes held (all of the chunk if nothing was moved out), with the sample count
+    /// filled in when the header is among them.
     pub fn bytes(&mut self) -> &[u8] {
-        let n = self.n.to_be_bytes();
-        self.w.bytes[0] = n[0];
-        self.w.bytes[1] = n[1];
+        if self.moved == 0 && self.w.bytes.len() >= 2 {
+            let n = self.n.to_be_bytes();
+            self.w.bytes[0] = n[0];
+            self.w.bytes[1] = n[1];
+        }
         &self.w.bytes
     }
 
@@ -88,6 +122,9 @@ impl XorEncoder {
     pub fn append(&mut self, t: i64, v: u64) {
         match self.n {
             0 => {
+                // Room for the header and a few samples; grows by doubling after.
+                self.w.bytes.reserve_exact(32);
+                self.w.write(0, 16);
                 let mut b = Vec::with_capacity(10);
                 put_varint(&mut b, t);
                 for x in b {
@@ -283,6 +320,31 @@ mod tests {
         s.push((t + 3, 1u64));
         s.push((t + 4, u64::MAX));
         round_trip(&s);
+    }
+
+    /// Moving the complete bytes out at every step and joining them gives the same chunk.
+    #[test]
+    fn bytes_moved_out_join_to_the_same_chunk() {
+        let s: Vec<(i64, u64)> = (0..120)
+            .map(|i| (1000 + i * 15_000 + (i % 3), ((i * 37) as f64).to_bits()))
+            .collect();
+        let whole = round_trip(&s);
+        for every in [1, 2, 7] {
+            let mut e = XorEncoder::new();
+            let mut out = Vec::new();
+            for (i, &(t, v)) in s.iter().enumerate() {
+                e.append(t, v);
+                if i % every == 0 {
+                    e.take_complete(&mut out);
+                    assert!(e.bytes().len() <= 1);
+                }
+                assert_eq!(e.byte_len(), out.len() + e.bytes().len());
+            }
+            out.extend_from_slice(e.bytes());
+            out[..2].copy_from_slice(&120u16.to_be_bytes());
+            assert_eq!(out, whole);
+        }
+        assert_eq!(XorEncoder::new().heap_bytes(), 0);
     }
 
     #[test]
