@@ -33,12 +33,24 @@ fn quiet_prints_nothing_and_keeps_the_exit_code() {
         let mut q = vec!["-q"];
         q.extend(&args);
         let quiet = walfix(&q);
-        assert!(!loud.stdout.is_empty(), "{args:?} printed nothing without -q");
-        assert!(quiet.stdout.is_empty(), "{args:?} -q printed {:?}", String::from_utf8_lossy(&quiet.stdout));
+        assert!(
+            !loud.stdout.is_empty(),
+            "{args:?} printed nothing without -q"
+        );
+        assert!(
+            quiet.stdout.is_empty(),
+            "{args:?} -q printed {:?}",
+            String::from_utf8_lossy(&quiet.stdout)
+        );
         assert_eq!(quiet.status.code(), loud.status.code(), "{args:?}");
     }
     assert_eq!(walfix(&["-q", "check", d]).status.code(), Some(1));
-    assert_eq!(walfix(&["check", "-q", &corpus("small-clean").to_string_lossy()]).status.code(), Some(0));
+    assert_eq!(
+        walfix(&["check", "-q", &corpus("small-clean").to_string_lossy()])
+            .status
+            .code(),
+        Some(0)
+    );
 }
 
 #[test]
@@ -61,7 +73,15 @@ fn no_progress_without_a_terminal() {
     // The test's stderr is a pipe: a clean check writes nothing there at all.
     let out = walfix(&["check", corpus("v3-checkpoint").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "{:?}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = walfix(&["stats", corpus("v3-checkpoint").to_str().unwrap()]);
-    assert!(out.stderr.is_empty(), "{:?}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
