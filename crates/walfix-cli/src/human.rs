@@ -85,7 +85,7 @@ pub fn write(out: &mut impl Write, r: &Report, level: Level) -> io::Result<()> {
         writeln!(
             out,
             "  {:<10} {}  {range}: {} file(s), {} empty, {}; {}",
-            l.log,
+            l.log.name(),
             show_path(&l.path),
             l.stats.segments,
             l.stats.empty_segments,

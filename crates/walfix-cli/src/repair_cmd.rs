@@ -187,6 +187,7 @@ struct JsonOut<'a> {
 struct AfterJson<'a> {
     worst: Severity,
     prometheus_outcome: &'a str,
+    prometheus: &'a walfix::PrometheusOutcome,
     findings: &'a [walfix::Finding],
 }
 
@@ -278,7 +279,6 @@ pub fn run(args: RepairArgs) -> ExitCode {
     drop(bar);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let unresolved = !plan.unresolved.is_empty();
     // What the WAL will look like afterwards, checked on a scratch copy before anything changes.
     let predicted = if plan.actions.is_empty() {
         None
@@ -294,31 +294,21 @@ pub fn run(args: RepairArgs) -> ExitCode {
             }
         }
     };
-    let predicted_bad = predicted
-        .as_ref()
-        .is_some_and(|r| r.worst >= Severity::Repairable);
-    let (code, outcome, err): (u8, Option<repair::Outcome>, Option<RepairError>) = if args.dry_run {
-        let c = if unresolved || predicted_bad {
-            2
-        } else if plan.actions.is_empty() {
-            0
-        } else {
-            1
-        };
-        (c, None, None)
+    use walfix::exit::RepairRun;
+    let (outcome, err): (Option<repair::Outcome>, Option<RepairError>) = if args.dry_run {
+        (None, None)
     } else {
         match repair::execute(&plan, &opts, &walfix::fsops::RealFs) {
-            Ok(o) => {
-                let c = if o.after.worst >= Severity::Repairable || unresolved {
-                    2
-                } else {
-                    0
-                };
-                (c, Some(o), None)
-            }
-            Err(e) => (3, None, Some(e)),
+            Ok(o) => (Some(o), None),
+            Err(e) => (None, Some(e)),
         }
     };
+    let run = match (&outcome, &err) {
+        (_, Some(_)) => RepairRun::Failed,
+        (Some(o), None) => RepairRun::Done(o),
+        (None, None) => RepairRun::DryRun,
+    };
+    let code = walfix::exit::repair(&plan, predicted.as_ref(), run);
     let res = if args.json {
         let j = JsonOut {
             schema: "walfix-repair/1",
@@ -328,11 +318,13 @@ pub fn run(args: RepairArgs) -> ExitCode {
             predicted: predicted.as_ref().map(|r| AfterJson {
                 worst: r.worst,
                 prometheus_outcome: &r.prometheus_outcome,
+                prometheus: &r.prometheus,
                 findings: &r.findings,
             }),
             after: outcome.as_ref().map(|o| AfterJson {
                 worst: o.after.worst,
                 prometheus_outcome: &o.after.prometheus_outcome,
+                prometheus: &o.after.prometheus,
                 findings: &o.after.findings,
             }),
             error: err.as_ref().map(|e| e.to_string()),

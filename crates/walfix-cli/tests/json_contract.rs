@@ -147,3 +147,96 @@ fn manifest_paths_do_not_depend_on_the_working_directory() {
         assert!(Path::new(backup).is_relative(), "{l}");
     }
 }
+
+fn doc() -> String {
+    fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/json-output.md"))
+        .unwrap()
+}
+
+#[test]
+fn finding_kinds_are_the_documented_names() {
+    let doc = doc();
+    let at = doc.find("\nKinds: ").unwrap();
+    let para = &doc[at..at + doc[at..].find("\n\n").unwrap()];
+    let mut documented: Vec<&str> = para.split('`').skip(1).step_by(2).collect();
+    documented.sort();
+    let mut ours: Vec<&str> = walfix::FindingKind::ALL.iter().map(|k| k.name()).collect();
+    ours.sort();
+    assert_eq!(ours, documented);
+    for k in walfix::FindingKind::ALL {
+        assert_eq!(serde_json::to_value(k).unwrap(), k.name());
+    }
+}
+
+/// `summary.prometheus` of `check --json`.
+fn outcome(name: &str) -> Value {
+    let out = walfix()
+        .args(["check", "--json"])
+        .arg(corpus(name))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    v["prometheus"].clone()
+}
+
+#[test]
+fn prometheus_outcome_as_data_matches_what_prometheus_did() {
+    let f: Value = serde_json::from_slice(
+        &fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/facts.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let kinds = documented_outcome_kinds();
+    for name in [
+        "small-clean",
+        "small-clean--gap",
+        "small-clean--flip-byte",
+        "small-clean--trunc-tail",
+        "v3-checkpoint--ckpt-flip",
+        "v3-wbl--wbl-flip-mid",
+    ] {
+        let fact = &f[name];
+        let o = outcome(name);
+        let kind = o["kind"].as_str().unwrap();
+        assert!(kinds.iter().any(|k| k == kind), "{name}: undocumented {o}");
+        let corruption = &fact["corruption"];
+        match kind {
+            "replays-all" => {
+                assert_eq!(fact["started"], true, "{name}");
+                assert!(corruption.is_null(), "{name}");
+            }
+            "does-not-start" => {
+                assert_eq!(fact["started"], false, "{name}");
+                assert!(corruption.is_null(), "{name}: {o}");
+            }
+            "repairs-and-starts" | "checkpoint-repair-fails" => {
+                assert_eq!(o["error"]["offset"], corruption["offset"], "{name}: {o}");
+                assert_eq!(o["segment"], corruption["segment"], "{name}: {o}");
+                assert_eq!(o["error"]["message"], corruption["message"], "{name}: {o}");
+                let started = kind == "repairs-and-starts";
+                assert_eq!(fact["started"], started, "{name}: {o}");
+                assert_eq!(
+                    corruption["checkpoint"].is_string(),
+                    !started,
+                    "{name}: {corruption}"
+                );
+                if started {
+                    assert_eq!(o["log"], corruption["log"], "{name}: {o}");
+                }
+            }
+            k => panic!("{name}: {k}"),
+        }
+    }
+}
+
+fn documented_outcome_kinds() -> Vec<String> {
+    let doc = doc();
+    let at = doc.find("| `kind` | fields |").unwrap();
+    doc[at..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.split('`').nth(1).unwrap().to_string())
+        .collect()
+}

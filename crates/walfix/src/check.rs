@@ -11,7 +11,8 @@ use crate::layout::{discover, Leftover, Log, SegmentFile, WalFlavor};
 use crate::mmap::SegmentData;
 use crate::refset::RefSet;
 use crate::report::{
-    Finding, LogSummary, NotReplayed, PrometheusOutcome, PrometheusStop, Report, Severity, Stats,
+    Finding, FindingKind, LogSummary, NotReplayed, PrometheusOutcome, PrometheusStop, Report,
+    Severity, Stats,
 };
 use crate::scan::{scan_segment, Level, SegmentScan};
 
@@ -138,7 +139,7 @@ fn summary(log: &Log, scanned: &[Scanned<'_>]) -> LogSummary {
         }
     }
     LogSummary {
-        log: log.kind.name(),
+        log: log.kind,
         path: log.path.clone(),
         first_segment: log.segments.first().map(|s| s.index),
         last_segment: log.segments.last().map(|s| s.index),
@@ -232,13 +233,9 @@ fn merge_refs(
     scan.defined = Vec::new();
 }
 
-fn log_name(kind: LogKind) -> &'static str {
-    kind.name()
-}
-
 fn finding(
     severity: Severity,
-    kind: &'static str,
+    kind: FindingKind,
     log: &Log,
     file: PathBuf,
     message: String,
@@ -247,7 +244,7 @@ fn finding(
     Finding {
         severity,
         kind,
-        log: log_name(log.kind),
+        log: log.kind,
         file,
         segment: None,
         offset: None,
@@ -279,7 +276,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
                 segment: Some(s.index),
                 ..finding(
                     Severity::NeedsHuman,
-                    "segment-is-directory",
+                    FindingKind::SegmentIsDirectory,
                     log,
                     s.path.clone(),
                     format!("segment {} is a directory, not a file", s.name),
@@ -294,7 +291,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
                 segment: Some(s.index),
                 ..finding(
                     Severity::NeedsHuman,
-                    "odd-segment-name",
+                    FindingKind::OddSegmentName,
                     log,
                     s.path.clone(),
                     format!("segment name {:?} is not {canonical:?}", s.name),
@@ -313,7 +310,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
                 segment: Some(w[0].index),
                 ..finding(
                     Severity::NeedsHuman,
-                    "duplicate-segment-index",
+                    FindingKind::DuplicateSegmentIndex,
                     log,
                     w[1].path.clone(),
                     format!("{:?} and {:?} are both segment {}", w[0].name, w[1].name, w[0].index),
@@ -331,7 +328,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
                 segment: Some(w[0].index + 1),
                 ..finding(
                     Severity::NeedsHuman,
-                    "segment-gap",
+                    FindingKind::SegmentGap,
                     log,
                     log.path.clone(),
                     format!(
@@ -356,7 +353,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
                         segment: Some(0),
                         ..finding(
                             Severity::NeedsHuman,
-                            "missing-first-segment",
+                            FindingKind::MissingFirstSegment,
                             log,
                             log.path.clone(),
                             format!("no checkpoint and the first segment is {f:08}, not 00000000"),
@@ -374,7 +371,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
                                 segment: Some(ck.index + 1),
                                 ..finding(
                                     Severity::NeedsHuman,
-                                    "missing-segment-after-checkpoint",
+                                    FindingKind::MissingSegmentAfterCheckpoint,
                                     log,
                                     log.path.clone(),
                                     format!("checkpoint.{:08} is followed by segment {}, not {:08}", ck.index, s.name, ck.index + 1),
@@ -387,7 +384,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
                             segment: Some(ck.index + 1),
                             ..finding(
                                 Severity::NeedsHuman,
-                                "missing-segment-after-checkpoint",
+                                FindingKind::MissingSegmentAfterCheckpoint,
                                 log,
                                 log.path.clone(),
                                 format!("checkpoint.{:08} has no segment after it", ck.index),
@@ -400,7 +397,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
                     if covered > 0 {
                         out.push(finding(
                             Severity::Info,
-                            "segments-covered-by-checkpoint",
+                            FindingKind::SegmentsCoveredByCheckpoint,
                             log,
                             log.path.clone(),
                             format!("{covered} segment(s) numbered at or below checkpoint.{:08}", ck.index),
@@ -411,7 +408,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
                     if cs.first().is_some_and(|s| s.index != 0) {
                         out.push(finding(
                             Severity::NeedsHuman,
-                            "checkpoint-missing-first-segment",
+                            FindingKind::CheckpointMissingFirstSegment,
                             &ck.log,
                             ck.log.path.clone(),
                             "the checkpoint's first segment is not 00000000".into(),
@@ -435,7 +432,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
                         segment: Some(s.index),
                         ..finding(
                             Severity::Warning,
-                            "unaligned-checkpoint-segment",
+                            FindingKind::UnalignedCheckpointSegment,
                             log,
                             s.path.clone(),
                             format!("checkpoint segment is {} bytes, not a whole number of pages", s.len),
@@ -451,7 +448,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
         let f = match l {
             Leftover::RepairFile(p) => finding(
                 Severity::Repairable,
-                "leftover-repair-file",
+                FindingKind::LeftoverRepairFile,
                 log,
                 p.clone(),
                 "a segment renamed by an interrupted Prometheus repair".into(),
@@ -459,7 +456,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
             ),
             Leftover::CheckpointTmp(p) => finding(
                 Severity::Warning,
-                "stale-checkpoint-tmp",
+                FindingKind::StaleCheckpointTmp,
                 log,
                 p.clone(),
                 "an interrupted checkpoint".into(),
@@ -469,7 +466,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
                 fail(format!("`find last checkpoint: checkpoint {} is not a directory`", p.display()));
                 finding(
                     Severity::NeedsHuman,
-                    "checkpoint-not-directory",
+                    FindingKind::CheckpointNotDirectory,
                     log,
                     p.clone(),
                     "a checkpoint.N entry that is not a directory".into(),
@@ -478,7 +475,7 @@ fn structure(log: &Log, out: &mut Vec<Finding>, startup: &mut Option<String>) {
             }
             Leftover::OldCheckpoint(p) => finding(
                 Severity::Info,
-                "old-checkpoint",
+                FindingKind::OldCheckpoint,
                 log,
                 p.clone(),
                 "an older checkpoint left behind".into(),
@@ -667,7 +664,7 @@ fn segment_findings(s: &Scanned<'_>, out: &mut Vec<Finding>) {
                 segment: Some(s.seg.index),
                 ..finding(
                     Severity::Unreadable,
-                    "unreadable-segment",
+                    FindingKind::UnreadableSegment,
                     log,
                     s.seg.path.clone(),
                     format!("cannot read segment: {e}"),
@@ -689,7 +686,7 @@ fn segment_findings(s: &Scanned<'_>, out: &mut Vec<Finding>) {
             segment: Some(s.seg.index),
             ..finding(
                 Severity::Warning,
-                "more-problems",
+                FindingKind::MoreProblems,
                 log,
                 s.seg.path.clone(),
                 format!(
@@ -708,7 +705,7 @@ fn segment_findings(s: &Scanned<'_>, out: &mut Vec<Finding>) {
             offset: Some(note.first_offset as u64),
             ..finding(
                 Severity::Warning,
-                "ignored-record-type",
+                FindingKind::IgnoredRecordType,
                 log,
                 s.seg.path.clone(),
                 format!("{} record(s) of type {name} in a {} log", note.count, log.kind.name()),
@@ -723,7 +720,7 @@ fn segment_findings(s: &Scanned<'_>, out: &mut Vec<Finding>) {
             unknown_refs: Some(u),
             ..finding(
                 Severity::Warning,
-                "unknown-series-refs",
+                FindingKind::UnknownSeriesRefs,
                 log,
                 s.seg.path.clone(),
                 format!(
@@ -749,7 +746,7 @@ fn segment_findings(s: &Scanned<'_>, out: &mut Vec<Finding>) {
             offset: Some(len),
             ..finding(
                 Severity::Info,
-                "unaligned-tail",
+                FindingKind::UnalignedTail,
                 log,
                 s.seg.path.clone(),
                 format!(
@@ -771,10 +768,8 @@ fn problem_finding(s: &Scanned<'_>, p: &Problem, first_in_segment: bool) -> Find
         (true, Role::Live) => Severity::Repairable,
     };
     let kind = match &p.kind {
-        ProblemKind::TornFragment if s.newest => "torn-tail",
-        ProblemKind::TornFragment => "truncated-segment",
-        ProblemKind::TruncatedRecord { .. } => "truncated-multipage-record",
-        k => k.name(),
+        ProblemKind::TornFragment if !s.newest => FindingKind::TruncatedSegment,
+        k => FindingKind::of_problem(k),
     };
     let mut message = p.kind.describe();
     if matches!(
@@ -806,7 +801,7 @@ fn problem_finding(s: &Scanned<'_>, p: &Problem, first_in_segment: bool) -> Find
     Finding {
         severity,
         kind,
-        log: log_name(s.log.kind),
+        log: s.log.kind,
         file: s.seg.path.clone(),
         segment: Some(s.seg.index),
         offset: Some(p.offset as u64),

@@ -54,6 +54,7 @@
 //! ```
 
 pub mod check;
+pub mod exit;
 pub mod fsops;
 pub mod layout;
 pub mod live;
@@ -73,5 +74,5 @@ pub use walfix_format;
 pub use check::{check, check_layout, CheckOptions};
 pub use layout::WalFlavor;
 pub use progress::Progress;
-pub use report::{Finding, Report, Severity, Stats};
+pub use report::{Finding, FindingKind, PrometheusOutcome, Report, Severity, Stats};
 pub use scan::Level;

@@ -782,13 +782,6 @@ fn error_findings(report: &Report) -> impl Iterator<Item = &Finding> {
         .filter(|f| f.segment.is_some() && f.offset.is_some() && f.lost_from.is_some())
 }
 
-fn is_tail_kind(kind: &str) -> bool {
-    matches!(
-        kind,
-        "torn-tail" | "truncated-segment" | "truncated-multipage-record"
-    )
-}
-
 /// Computes the plan for the WAL under `path`. Reads only.
 pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
     let layout = discover(path, opts.flavor)?;
@@ -861,7 +854,7 @@ pub fn plan(path: &Path, opts: &RepairOptions) -> Result<Plan, RepairError> {
         leftovers(log, opts, &mut p)?;
     }
     for f in &p.before.findings {
-        if f.kind == "unreadable-segment" {
+        if f.kind == crate::report::FindingKind::UnreadableSegment {
             p.unresolved
                 .push(format!("{}: {}", f.file.display(), f.message));
         }
@@ -1006,7 +999,7 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
             seg.len > 0
         } else {
             let first_lost = errors.iter().filter_map(|f| f.lost_from).min().unwrap_or(0);
-            if opts.mode == Mode::Truncate || errors.iter().all(|f| is_tail_kind(f.kind)) {
+            if opts.mode == Mode::Truncate || errors.iter().all(|f| f.kind.is_tail()) {
                 first_lost > 0
             } else {
                 let (_, loss, kept, corr) =
@@ -1083,7 +1076,7 @@ fn segments(log: &Log, opts: &RepairOptions, p: &mut Plan, view: &Report) -> io:
             continue;
         }
         let first_lost = errors.iter().filter_map(|f| f.lost_from).min().unwrap_or(0) as usize;
-        let all_tail = errors.iter().all(|f| is_tail_kind(f.kind));
+        let all_tail = errors.iter().all(|f| f.kind.is_tail());
         if opts.mode == Mode::Truncate {
             // Prometheus's repair drops every later segment of the same log. Those go first
             // (newest first), so a run killed half-way still finds the damage and finishes.

@@ -173,10 +173,11 @@ impl UnknownRefs {
 pub struct Finding {
     /// How bad it is.
     pub severity: Severity,
-    /// Stable kebab-case name, e.g. `checksum-mismatch`, `segment-gap`, `torn-tail`.
-    pub kind: &'static str,
+    /// What it is about (kebab-case in JSON: `checksum-mismatch`, `segment-gap`, ...).
+    pub kind: FindingKind,
     /// `wal`, `wbl`, `checkpoint` or `agent`.
-    pub log: &'static str,
+    #[serde(serialize_with = "log_kind_name")]
+    pub log: walfix_format::record::LogKind,
     /// The file or directory concerned.
     #[serde(serialize_with = "lossless_path")]
     pub file: PathBuf,
@@ -289,7 +290,8 @@ fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 #[derive(Clone, Debug, Serialize)]
 pub struct LogSummary {
     /// `wal`, `wbl`, `checkpoint` or `agent`.
-    pub log: &'static str,
+    #[serde(serialize_with = "log_kind_name")]
+    pub log: walfix_format::record::LogKind,
     /// Directory (or file).
     #[serde(serialize_with = "lossless_path")]
     pub path: PathBuf,
@@ -543,5 +545,121 @@ impl std::fmt::Display for PrometheusOutcome {
                 write!(f, "Prometheus does not start: {error}")
             }
         }
+    }
+}
+
+macro_rules! finding_kinds {
+    ($($(#[$doc:meta])* $v:ident => $name:literal,)*) => {
+        /// What a finding is about; `name()` (and JSON) give its stable kebab-case name
+        /// (docs/json-output.md lists them).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        #[non_exhaustive]
+        pub enum FindingKind {
+            $($(#[$doc])* #[allow(missing_docs)] $v,)*
+        }
+
+        impl FindingKind {
+            /// Every kind, in the order of docs/json-output.md.
+            pub const ALL: &'static [FindingKind] = &[$(FindingKind::$v,)*];
+
+            /// The stable kebab-case name, e.g. `checksum-mismatch`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(FindingKind::$v => $name,)*
+                }
+            }
+        }
+    };
+}
+
+finding_kinds! {
+    ChecksumMismatch => "checksum-mismatch",
+    InvalidFragmentType => "invalid-fragment-type",
+    InvalidFragmentLength => "invalid-fragment-length",
+    NonZeroPadding => "non-zero-padding",
+    OrphanFragment => "orphan-fragment",
+    InterruptedRecord => "interrupted-record",
+    TornTail => "torn-tail",
+    TruncatedSegment => "truncated-segment",
+    TruncatedMultipageRecord => "truncated-multipage-record",
+    DecompressionFailed => "decompression-failed",
+    RecordDecodeFailed => "record-decode-failed",
+    RejectedRecordType => "rejected-record-type",
+    IgnoredRecordType => "ignored-record-type",
+    UndecodableIgnoredRecord => "undecodable-ignored-record",
+    UnknownSeriesRefs => "unknown-series-refs",
+    FragmentCrossesPage => "fragment-crosses-page",
+    MisalignedFragment => "misaligned-fragment",
+    PaddingInsideRecord => "padding-inside-record",
+    ZeroPagesBeforeData => "zero-pages-before-data",
+    StrayFlagBits => "stray-flag-bits",
+    MixedCompression => "mixed-compression",
+    UnalignedTail => "unaligned-tail",
+    SegmentGap => "segment-gap",
+    DuplicateSegmentIndex => "duplicate-segment-index",
+    MissingFirstSegment => "missing-first-segment",
+    MissingSegmentAfterCheckpoint => "missing-segment-after-checkpoint",
+    CheckpointMissingFirstSegment => "checkpoint-missing-first-segment",
+    UnalignedCheckpointSegment => "unaligned-checkpoint-segment",
+    SegmentsCoveredByCheckpoint => "segments-covered-by-checkpoint",
+    SegmentIsDirectory => "segment-is-directory",
+    OddSegmentName => "odd-segment-name",
+    LeftoverRepairFile => "leftover-repair-file",
+    StaleCheckpointTmp => "stale-checkpoint-tmp",
+    CheckpointNotDirectory => "checkpoint-not-directory",
+    OldCheckpoint => "old-checkpoint",
+    UnreadableSegment => "unreadable-segment",
+    MoreProblems => "more-problems",
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// So `f.kind == "torn-tail"` reads as before the enum.
+impl PartialEq<&str> for FindingKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+impl FindingKind {
+    /// The kind of a finding about a reader problem (a torn fragment or truncated record is
+    /// told apart by where the segment sits, so it is not mapped here).
+    pub fn of_problem(k: &walfix_format::frames::ProblemKind) -> FindingKind {
+        use walfix_format::frames::ProblemKind as P;
+        match k {
+            P::ChecksumMismatch { .. } => FindingKind::ChecksumMismatch,
+            P::InvalidFragmentType { .. } => FindingKind::InvalidFragmentType,
+            P::InvalidFragmentLength { .. } => FindingKind::InvalidFragmentLength,
+            P::NonZeroPadding { .. } => FindingKind::NonZeroPadding,
+            P::OrphanFragment { .. } => FindingKind::OrphanFragment,
+            P::InterruptedRecord { .. } => FindingKind::InterruptedRecord,
+            P::TornFragment => FindingKind::TornTail,
+            P::TruncatedRecord { .. } => FindingKind::TruncatedMultipageRecord,
+            P::Decompression(_) => FindingKind::DecompressionFailed,
+            P::Decode(_) => FindingKind::RecordDecodeFailed,
+            P::RejectedRecordType(_) => FindingKind::RejectedRecordType,
+            P::UndecodableIgnoredRecord(_) => FindingKind::UndecodableIgnoredRecord,
+            P::FragmentCrossesPage => FindingKind::FragmentCrossesPage,
+            P::MisalignedFragment { .. } => FindingKind::MisalignedFragment,
+            P::PaddingInsideRecord => FindingKind::PaddingInsideRecord,
+            P::ZeroPagesBeforeData { .. } => FindingKind::ZeroPagesBeforeData,
+            P::StrayFlagBits { .. } => FindingKind::StrayFlagBits,
+            P::MixedCompression => FindingKind::MixedCompression,
+        }
+    }
+
+    /// Damage at the end of a segment (it ends inside a record, as after a crash).
+    pub fn is_tail(self) -> bool {
+        matches!(
+            self,
+            FindingKind::TornTail
+                | FindingKind::TruncatedSegment
+                | FindingKind::TruncatedMultipageRecord
+        )
     }
 }

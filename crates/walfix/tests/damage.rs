@@ -280,12 +280,12 @@ fn single_segment_file_and_data_dir_paths() {
     let seg = corpus("v3-wbl").join("wbl/00000001");
     let r = run(&seg);
     assert_eq!(r.logs.len(), 1);
-    assert_eq!(r.logs[0].log, "wbl");
+    assert_eq!(r.logs[0].log.name(), "wbl");
     // INVENTORY.txt: wbl segment 00000001 holds 260 records.
     assert_eq!(r.totals.records, 260);
 
     let r = run(&corpus("v3-wbl"));
-    let logs: Vec<_> = r.logs.iter().map(|l| l.log).collect();
+    let logs: Vec<_> = r.logs.iter().map(|l| l.log.name()).collect();
     assert_eq!(logs, vec!["wal", "wbl"]);
 }
 

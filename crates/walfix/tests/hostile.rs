@@ -69,7 +69,7 @@ fn run(path: &Path) -> Report {
 }
 
 fn kinds(r: &Report) -> Vec<&'static str> {
-    r.findings.iter().map(|f| f.kind).collect()
+    r.findings.iter().map(|f| f.kind.name()).collect()
 }
 
 fn count(r: &Report, kind: &str) -> usize {
