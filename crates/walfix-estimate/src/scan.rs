@@ -61,8 +61,9 @@ pub struct ScanOptions {
     /// Bytes read at a time ([`DEFAULT_WINDOW`]); memory stays bounded by this and the largest
     /// record, not by the segment size.
     pub window_bytes: usize,
-    /// Threads reading and decoding segments (0: one per CPU; 1: all on the calling thread).
-    /// What the scan finds does not depend on it.
+    /// Threads (0: one per CPU): the calling thread applies records in order, the others read and
+    /// decode segments (1: the calling thread does everything). What the scan finds does not
+    /// depend on it.
     pub threads: usize,
 }
 
@@ -520,9 +521,7 @@ impl Collector {
     fn float_sample(&mut self, r: u64, t: i64, v: u64) {
         self.out.float_samples += 1;
         let stale = v == STALE_NAN_BITS;
-        if stale {
-            self.out.stale_markers += 1;
-        }
+        self.out.stale_markers += stale as u64;
         if self.in_wbl {
             self.out.wbl_samples += 1;
             if let Some(idx) = self.table.by_ref(r) {
@@ -565,27 +564,16 @@ impl Collector {
             }
             Appended::Same => false,
         };
-        if stale {
-            e.c.flags |= LAST_STALE;
-        } else {
-            e.c.flags &= !LAST_STALE;
-        }
-        // Same length, same capacity: nothing to count unless a chunk was cut.
-        if cut || new_len != old_len {
-            let (old_cap, new_cap) = (self.cap_of(old_len), self.cap_of(new_len));
-            if cut {
-                // A new chunk (the old one, if any, is m-mapped: its stream is garbage).
-                if old_len == 0 {
-                    self.now.open_chunks += 1;
-                }
-                self.now.chunks_created += 1;
-                self.now.chunk_alloc_bytes += new_cap;
-                self.now.chunk_live_bytes = self.now.chunk_live_bytes + new_cap - old_cap;
-            } else if new_cap > old_cap {
-                self.now.chunk_alloc_bytes += new_cap;
-                self.now.chunk_live_bytes += new_cap - old_cap;
-            }
-        }
+        e.c.flags = (e.c.flags & !LAST_STALE) | (stale as u8 * LAST_STALE);
+        // Without branches on what the CPU cannot predict (a chunk's length grows every few
+        // samples). A cut makes a new chunk (the old one, if any, is m-mapped: its stream is
+        // garbage); otherwise the stream only grows, so new_cap >= old_cap.
+        let (old_cap, new_cap) = (self.cap_of(old_len), self.cap_of(new_len));
+        let grown = cut | (new_cap > old_cap);
+        self.now.open_chunks += (cut & (old_len == 0)) as u64;
+        self.now.chunks_created += cut as u64;
+        self.now.chunk_alloc_bytes += if grown { new_cap } else { 0 };
+        self.now.chunk_live_bytes = self.now.chunk_live_bytes + new_cap - old_cap;
         self.now.samples += 1;
         // tl_step is 1024 doubled: a power of two.
         if self.now.samples & (self.tl_step - 1) == 0 {
@@ -808,7 +796,8 @@ pub fn scan_layout(layout: &Layout, opts: &ScanOptions) -> io::Result<Inputs> {
             }
         }
     } else {
-        read::read_parallel(&jobs, threads, opts.window_bytes, &pool, &mut |i, m| {
+        // This thread applies what the others read: it is the longest chain, so it keeps a core.
+        read::read_parallel(&jobs, threads - 1, opts.window_bytes, &pool, &mut |i, m| {
             rp.msg(i, jobs[i].kind, m)
         });
     }

@@ -204,19 +204,28 @@ impl ChunkState {
         self.v = v;
     }
 
+    /// Bits of the value: 1 if unchanged, else the XOR in the previous leading/trailing-zero
+    /// window if it fits, else in a new one. Written without branches on the value (which the
+    /// CPU cannot predict): both sizes are computed and one is picked.
+    #[inline]
     fn value_bits(&mut self, v: u64) -> u32 {
         let delta = v ^ self.v;
-        if delta == 0 {
-            return 1;
-        }
+        let same = delta == 0;
         let leading = (delta.leading_zeros() as u8).min(31);
         let trailing = delta.trailing_zeros() as u8;
-        if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
-            2 + (64 - self.leading as u32 - self.trailing as u32)
+        let reuse =
+            (self.leading != 0xff) & (leading >= self.leading) & (trailing >= self.trailing);
+        let old_bits = 66u32.wrapping_sub(self.leading as u32 + self.trailing as u32);
+        let new_bits = 77u32.wrapping_sub(leading as u32 + trailing as u32);
+        let renew = !same & !reuse;
+        self.leading = if renew { leading } else { self.leading };
+        self.trailing = if renew { trailing } else { self.trailing };
+        if same {
+            1
+        } else if reuse {
+            old_bits
         } else {
-            self.leading = leading;
-            self.trailing = trailing;
-            13 + (64 - leading as u32 - trailing as u32)
+            new_bits
         }
     }
 }
