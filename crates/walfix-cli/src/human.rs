@@ -74,6 +74,7 @@ pub fn write(out: &mut impl Write, r: &Report, level: Level) -> io::Result<()> {
     let lvl = match level {
         Level::Frames => "frames (pages, fragments, CRC)",
         Level::Records => "records (framing, decompression, decoding)",
+        _ => "other",
     };
     writeln!(out, "walfix check {}  [level: {lvl}]", show_path(&r.root))?;
     writeln!(out)?;

@@ -168,6 +168,8 @@ fn describe(a: &Action) -> String {
         Action::RemoveOwnTemp { path } => {
             format!("remove {} (a temp file of an interrupted walfix run)", show_path(path))
         }
+        // A kind of action this CLI does not know yet: its path, at least.
+        _ => format!("change {}", show_path(a.path())),
     }
 }
 
@@ -195,6 +197,7 @@ fn print_plan(out: &mut impl Write, p: &Plan) -> io::Result<()> {
     let mode = match p.mode {
         Mode::Salvage => "salvage",
         Mode::Truncate => "truncate",
+        _ => "other",
     };
     writeln!(
         out,

@@ -8,6 +8,7 @@ pub const MAX_RECORD_SIZE: usize = 1 << 30;
 
 /// Why a payload did not decompress.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecompressError {
     /// Snappy rejected the payload.
     #[error("snappy: {0}")]

@@ -27,6 +27,7 @@ pub struct SegmentFile {
 
 /// A directory entry Prometheus does not read as a segment but that tells something.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Leftover {
     /// `NNNNNNNN.repair`: a segment renamed by an interrupted Prometheus repair.
     RepairFile(PathBuf),
@@ -75,6 +76,7 @@ pub struct Layout {
 
 /// How to treat a WAL whose kind cannot be told from its path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum WalFlavor {
     /// A Prometheus server WAL (the default).
     #[default]

@@ -29,6 +29,7 @@ use crate::report::{Finding, Report, Severity};
 /// How to treat damaged segments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Mode {
     /// Remove only damaged records; every later record and segment survives.
     #[default]
@@ -126,6 +127,7 @@ impl Loss {
 /// One change.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Action {
     /// Rewrite a segment with every record that reads cleanly, in order.
     SalvageSegment {
@@ -295,6 +297,7 @@ pub struct Plan {
 
 /// Errors that stop a repair before or while it changes anything.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RepairError {
     /// The path could not be read.
     #[error("{0}")]

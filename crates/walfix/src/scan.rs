@@ -13,6 +13,7 @@ use crate::report::{Stats, UnknownRefs};
 
 /// How deep `check` reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Level {
     /// Pages, fragment sequence and CRC only: no decompression, no record decoding.
     Frames,

@@ -21,6 +21,7 @@ pub struct DecodeError {
 
 /// The ways a record payload can be malformed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeErrorKind {
     /// A 0-byte record: no type byte. Server replay ignores it like an unknown type; agent
     /// replay rejects it (`invalid record type unknown`).
