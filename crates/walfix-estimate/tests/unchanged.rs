@@ -210,3 +210,45 @@ fn scraped_wals_give_the_kept_inputs() {
         assert_eq!(now, kept, "{name}");
     }
 }
+
+/// A scan that cannot read a segment fails with the same error however many threads read, after
+/// reading the segments before it.
+#[test]
+fn errors_are_those_of_the_serial_scan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wal = tmp.path().join("wal");
+    synth::Workload::parse("targets=4,series=500,duration=600")
+        .unwrap()
+        .write(&wal, 64 << 10)
+        .unwrap();
+    let mut segs: Vec<PathBuf> = fs::read_dir(&wal)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    segs.sort();
+    assert!(segs.len() >= 4, "{} segments", segs.len());
+    let opts = ModelOptions::new(Family::V3_5, 2);
+    let errors = || {
+        let e: Vec<_> = [1, 2, 3, 8]
+            .into_iter()
+            .map(|threads| {
+                let mut so = scan_options(&opts, ReadOptions::default());
+                so.threads = threads;
+                let e = scan::scan_path(&wal, &so).expect_err("an unreadable segment");
+                (e.kind(), e.to_string())
+            })
+            .collect();
+        assert!(e.iter().all(|x| *x == e[0]), "{e:?}");
+        e[0].1.clone()
+    };
+    // A file that cannot be opened (a worker finds out) where the third segment was ...
+    fs::remove_file(&segs[2]).unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("nowhere"), &segs[2]).unwrap();
+    let e = errors();
+    assert!(e.contains(&segs[2].display().to_string()), "{e}");
+    // ... and a directory (found while planning the reads).
+    fs::remove_file(&segs[2]).unwrap();
+    fs::create_dir(&segs[2]).unwrap();
+    assert!(errors().contains("segment is a directory"));
+}
