@@ -165,6 +165,8 @@ pub struct MemoryReport {
     /// Largest anonymous resident memory (`RssAnon`, heap) seen at the end of the pass and
     /// after each block is built and verified: heap without the mapped files.
     pub anon_rss_bytes: Option<u64>,
+    /// `RssAnon` at the end of the pass (before the per-series state is freed).
+    pub anon_rss_pass_bytes: Option<u64>,
 }
 
 /// The outcome of [`flush`].
@@ -361,7 +363,7 @@ struct Window {
     digest: u64,
 }
 
-/// Per series during the pass (104 B): the open chunk's state sits inline; its bytes are on
+/// Per series during the pass (112 B): the open chunk's state sits inline; its bytes are on
 /// the heap within the open-chunk budget, or moved out to the spill.
 struct SeriesState {
     hash: u64,
@@ -381,13 +383,15 @@ impl SeriesState {
 }
 
 /// A vector in blocks of fixed size: growing never copies (a doubling `Vec` of 1M entries of
-/// 104 B would hold old and new storage at once, 3x the bytes, while it moves).
+/// 112 B would hold old and new storage at once, 3x the bytes, while it moves). Blocks of
+/// 2^16 entries are above glibc's mmap threshold as the binary sets it
+/// (`walfix::mmap::LARGE_ALLOCATION`), so freeing them after the pass gives the memory back.
 struct Blocks<T> {
     blocks: Vec<Vec<T>>,
     len: usize,
 }
 
-const BLOCK_SHIFT: usize = 14;
+const BLOCK_SHIFT: usize = 16;
 
 impl<T> Blocks<T> {
     fn new() -> Self {
@@ -1100,6 +1104,7 @@ fn run(
         return Err(e);
     }
     note_anon(&mut pass.out.memory);
+    pass.out.memory.anon_rss_pass_bytes = status_kb("RssAnon:");
     pass.out.memory.series_tables_bytes =
         (pass.series.heap_bytes() + pass.refs.heap_bytes() + pass.dedup.capacity() * 4) as u64;
     let with_samples = pass.series.iter().filter(|s| s.last_t != i64::MIN).count() as u64;
@@ -1124,7 +1129,8 @@ fn run(
     // then frees its window's spill S_j, so the peak beyond what is on disk now is
     // max_k (sum_{j<=k} B_j - sum_{j<k} S_j + postings runs of k).
     let mut windows = Vec::new();
-    let (mut spill_total, mut blocks_est, mut need, mut freed) = (labels_len(&labels), 0, 0, 0);
+    let mut steps = Vec::new();
+    let mut spill_total = labels_len(&labels);
     for (w, mut win) in std::mem::take(&mut pass.windows) {
         if let Some(f) = win.spill.take() {
             f.into_inner().map_err(|e| e.into_error())?;
@@ -1139,16 +1145,16 @@ fn run(
         }
         let (record_bytes, pairs) = window_label_stats(&dir, &labels)?;
         let est = block_estimate(&win, record_bytes, pairs);
-        blocks_est += est;
         let runs = if pairs * 12 > sort_budget as u64 {
             pairs * 12
         } else {
             0
         };
-        need = need.max((blocks_est + runs).saturating_sub(freed));
-        freed += spill;
+        steps.push((est, runs, spill));
         windows.push((w, win, dir, est));
     }
+    let blocks_est = steps.iter().map(|s| s.0).sum::<u64>();
+    let need = disk_need(&steps);
     let free = walfix::space::free(out_dir)?.bytes;
     pass.out.disk = DiskReport {
         spill_bytes: spill_total,
@@ -1217,6 +1223,19 @@ fn run(
     mem.peak_rss_bytes = status_kb("VmHWM:");
     pass.out.memory = mem;
     Ok(pass.out)
+}
+
+/// Disk needed beyond what is on disk after the pass, blocks written in order: per window
+/// (block estimate B, postings runs R, spill S freed once its block is in place), the peak of
+/// `sum_{j<=k} B_j + R_k - sum_{j<k} S_j`.
+fn disk_need(steps: &[(u64, u64, u64)]) -> u64 {
+    let (mut need, mut blocks, mut freed) = (0u64, 0u64, 0u64);
+    for &(b, r, s) in steps {
+        blocks += b;
+        need = need.max((blocks + r).saturating_sub(freed));
+        freed += s;
+    }
+    need
 }
 
 fn labels_len(d: &SegmentData) -> u64 {
@@ -1522,7 +1541,18 @@ fn write_window(
 
 #[cfg(test)]
 mod tests {
-    use super::RefMap;
+    use super::{disk_need, RefMap};
+
+    #[test]
+    fn disk_need_counts_spill_freed_behind_each_block() {
+        assert_eq!(disk_need(&[]), 0);
+        // One block: itself and its postings runs, its spill still on disk.
+        assert_eq!(disk_need(&[(100, 30, 80)]), 130);
+        // Block 2 (50) comes after block 1's spill (80) went: 100 + 50 - 80 < 100.
+        assert_eq!(disk_need(&[(100, 0, 80), (50, 0, 10)]), 100);
+        // A big second block: 100 + 200 + 5 - 80 = 225.
+        assert_eq!(disk_need(&[(100, 0, 80), (200, 5, 10)]), 225);
+    }
 
     #[test]
     fn ref_map_dense_and_sparse() {
