@@ -81,6 +81,40 @@ fn leftover_repair_file_prometheus_2_42_and_3_5_start_and_never_read_it() {
     }
 }
 
+#[test]
+#[ignore = "needs a real Prometheus: run scripts/test.sh"]
+fn unreadable_segment_under_the_checkpoint_prometheus_2_42_and_3_5_start() {
+    for v in ["2.42", "3.5"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = copy_wal(tmp.path(), "with-checkpoint");
+        fs::write(data.join("wal/00000001"), b"").unwrap();
+        std::os::unix::fs::symlink("/nonexistent/walfix-test", data.join("wal/00000002")).unwrap();
+        let s = check_summary(&data);
+        assert_eq!(s["prometheus"]["kind"], "replays-all", "{s}");
+        let (facts, log) = replay(&data, v);
+        assert_eq!(facts["started"], "1", "{v}: {facts:?}\n{log}");
+        assert_eq!(
+            facts["prometheus_tsdb_wal_corruptions_total"], "0",
+            "{v}: {log}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs a real Prometheus: run scripts/test.sh"]
+fn unreadable_lowest_segment_under_the_checkpoint_stops_2_42_not_3_5() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = copy_wal(tmp.path(), "with-checkpoint");
+    std::os::unix::fs::symlink("/nonexistent/walfix-test", data.join("wal/00000002")).unwrap();
+    let s = check_summary(&data);
+    assert_eq!(s["prometheus"]["kind"], "does-not-start", "{s}");
+    let (facts, log) = replay(&data, "2.42");
+    assert_eq!(facts["started"], "0", "{facts:?}\n{log}");
+    assert!(log.contains("check first existing segment"), "{log}");
+    let (facts, log) = replay(&data, "3.5");
+    assert_eq!(facts["started"], "1", "{facts:?}\n{log}");
+}
+
 fn unreadable_segment(version: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let data = copy_wal(tmp.path(), "small-clean");

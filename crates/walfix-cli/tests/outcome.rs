@@ -232,3 +232,52 @@ fn dropping_a_checkpoint_counts_its_series_and_its_loss() {
     assert!(why.contains(&format!("the {lost_series} series")), "{why}");
     assert_eq!(plan["plan"]["loss"]["bytes"], size, "{plan}");
 }
+
+fn check_lines(data: &Path) -> Vec<Value> {
+    let out = walfix()
+        .args(["check", "--json"])
+        .arg(data)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn an_unreadable_segment_under_the_checkpoint_does_not_stop_prometheus() {
+    // head.go@v3.5.0 Init replays the checkpoint, then opens segments from its index + 1 on:
+    // with-checkpoint's checkpoint.00000002 covers segments 1 and 2, which replay never opens.
+    // Segment 1 (empty, readable) stays the lowest, which Prometheus before 2.52 opens.
+    let (_tmp, data) = copy_wal("with-checkpoint");
+    fs::write(data.join("wal/00000001"), b"").unwrap();
+    std::os::unix::fs::symlink("/nonexistent/walfix-test", data.join("wal/00000002")).unwrap();
+    let lines = check_lines(&data);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["prometheus"]["kind"], "replays-all", "{summary}");
+    let f = lines
+        .iter()
+        .find(|l| l["kind"] == "unreadable-segment")
+        .expect("the unreadable segment is reported");
+    let says = f["prometheus"].as_str().unwrap();
+    assert!(!says.contains("fails to start"), "{says}");
+}
+
+#[test]
+fn an_unreadable_lowest_segment_stops_prometheus_before_2_52_even_under_the_checkpoint() {
+    // tsdb/wal.go@v2.42.0 deprecatedWALExists opens the lowest-numbered file of wal/ at start
+    // (`migrate WAL: check first existing segment`); v2.52.0 removed it.
+    let (_tmp, data) = copy_wal("with-checkpoint");
+    std::os::unix::fs::symlink("/nonexistent/walfix-test", data.join("wal/00000002")).unwrap();
+    let lines = check_lines(&data);
+    let o = &lines.last().unwrap()["prometheus"];
+    assert_eq!(o["kind"], "does-not-start", "{o}");
+    let error = o["error"].as_str().unwrap();
+    assert!(
+        error.contains("migrate WAL: check first existing segment"),
+        "{error}"
+    );
+    assert!(error.contains("2.52"), "{error}");
+}

@@ -538,6 +538,22 @@ fn prometheus_view(
     if let Some(msg) = startup_failure {
         return PrometheusOutcome::DoesNotStart { error: msg };
     }
+    // Before 2.52, db.Open first opens the lowest-numbered WAL segment to look for a pre-2.0
+    // WAL (tsdb/wal.go@v2.42.0 deprecatedWALExists, gone in v2.52.0), covered or not.
+    let first_wal = replay.iter().find(|s| {
+        s.role != Role::Checkpoint && matches!(s.log.kind, LogKind::Wal | LogKind::Agent)
+    });
+    if let Some(s) = first_wal.filter(|s| s.role == Role::Covered && !s.seg.is_dir) {
+        if let Err(e) = &s.scan {
+            return PrometheusOutcome::DoesNotStart {
+                error: format!(
+                    "before 2.52 it opens the first segment, {}, at start and cannot read it: {e} (`opening storage failed: migrate WAL: check first existing segment: open {}: ...`); 2.52 and later skip it, as the checkpoint covers it",
+                    s.seg.path.display(),
+                    s.seg.path.display()
+                ),
+            };
+        }
+    }
     enum Stop<'a> {
         Unreadable(&'a io::Error),
         Corrupt(&'a Problem),
@@ -668,7 +684,12 @@ fn segment_findings(s: &Scanned<'_>, out: &mut Vec<Finding>) {
                     log,
                     s.seg.path.clone(),
                     format!("cannot read segment: {e}"),
-                    "Prometheus cannot read it either and fails to start".into(),
+                    // Replay opens only the segments after the checkpoint (head.go@v3.5.0 Init).
+                    if s.role == Role::Covered {
+                        "Prometheus 2.52 and later skip it (covered by the checkpoint) and delete it at the next truncation; before 2.52 Prometheus opens the lowest-numbered segment at start and fails if it is this one".into()
+                    } else {
+                        "Prometheus cannot read it either and fails to start".into()
+                    },
                 )
             });
             return;
