@@ -32,19 +32,22 @@
 //!   dir afterwards replays the WAL again, but drops every sample before the new blocks' end
 //!   (they are in the blocks), so nothing is counted twice.
 //!
-//! # Memory (measured figures in docs/flush.md)
+//! # Memory and disk (measured figures in docs/flush.md)
 //!
-//! This part does **not** meet issue 14's bound of 200 B per series plus 64 MiB (measured: about
-//! 630 B of heap per series at 1M series). Held during the pass, per series: its label pairs
-//! (8 B each) and a 4 B offset, the interned strings (each distinct string once), about 40 B of
-//! state, 4 B per series ref (dense vector; a map for refs far beyond the series count), a dedup
-//! map entry (~24 B), and the series' **open chunk** (about 90 B of encoder plus up to ~1 KiB of
-//! chunk bytes, ~150-250 B typically at 120 samples per chunk). Per 2 h window a series appears
-//! in: a 16 B spill directory entry. Closed chunks are on disk (spill), not in memory; segments,
-//! spill and blocks are read through read-only maps (page cache) when the process allowed it
-//! ([`walfix::mmap::enable_process_wide`], as the `walfix` binary does), else read into memory.
-//! Finishing a window holds its symbol map, its postings (12 B per label pair per series of
-//! the window) and the postings offset table; verification holds 4 B per series of the block.
+//! Bounded by the number of series, not the WAL's length: measured 27 MiB + 175 B per series of
+//! heap (1M series: 192 MiB). During the pass, per series: 112 B of state (label hash, last time,
+//! last closed chunk, label record offset, the open chunk's XOR state), 4-8 B per series ref,
+//! 8-16 B of dedup table. Label sets are records in a spill file (a hash match is confirmed
+//! against it); open chunks' bytes share a budget ([`DEFAULT_OPEN_CHUNK_BUDGET`]) beyond which
+//! the biggest move out to the spill in pieces, so chunks keep their full length and the blocks
+//! do not depend on the budget. Each window's series list is a spill file too. A block is built
+//! from the window's list sorted by the (mapped) label records, a symbol table over them (8 B
+//! plus 13-27 B of slots per distinct string) and postings sorted within
+//! [`DEFAULT_SORT_BUDGET`] ([`sort`]). Segments, spill and blocks are read through read-only
+//! maps (page cache) when the process allowed it ([`walfix::mmap::enable_process_wide`], as the
+//! `walfix` binary does), else read into memory. Free space in the output's file system is
+//! checked before, during and after the pass ([`FlushError::NoSpace`]); the figures are in
+//! [`DiskReport`].
 
 pub mod bits;
 pub mod block;
