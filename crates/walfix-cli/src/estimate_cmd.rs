@@ -208,18 +208,26 @@ pub fn run(args: EstimateArgs) -> ExitCode {
     }
     opts.head_window_hours = args.head_window;
     opts.exemplar_storage = args.exemplar_storage;
+    let flavor = if args.agent {
+        walfix::WalFlavor::Agent
+    } else {
+        walfix::WalFlavor::Server
+    };
+    let bar = crate::progress::Bar::bytes(
+        walfix::layout::discover(&args.path, flavor)
+            .map_or(0, |l| crate::progress::layout_bytes(&l)),
+        "reading",
+    );
     let read = ReadOptions {
-        flavor: if args.agent {
-            walfix::WalFlavor::Agent
-        } else {
-            walfix::WalFlavor::Server
-        },
+        flavor,
         warmup_ms: None,
+        progress: bar.progress(),
     };
     let report = match estimate_path(&args.path, &opts, read) {
         Ok(r) => r,
         Err(e) => return fail(format!("{}: {e}", show_path(&args.path))),
     };
+    drop(bar);
     let fit = report.verdict(limit_bytes);
     let mut code = fit.exit_code;
     if args.include_steady && fit.steady_state_over_limit == Some(true) {

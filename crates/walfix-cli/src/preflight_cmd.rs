@@ -864,6 +864,7 @@ fn memory(cx: &mut Ctx, path: &Path, fresh: bool) -> Result<(), Stop> {
     let read = ReadOptions {
         flavor: flavor(cx.args),
         warmup_ms: None,
+        ..Default::default()
     };
     let est = estimate_path(path, &opts, read)
         .map_err(|e| Stop(Outcome::Error, format!("estimating memory: {e}")))?;

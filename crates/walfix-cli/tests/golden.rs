@@ -38,6 +38,19 @@ fn normalize(s: &str, tmp: Option<&Path>) -> String {
                 .map_or(0, |j| l[..j].rfind(' ').map_or(0, |k| k + 1));
             l.replace_range(start..i, "<free>");
         }
+        // flush: block ULIDs hold the time of the run; free space is the machine's.
+        for key in ["would write block ", "wrote block "] {
+            if let Some(i) = l.find(key) {
+                let start = i + key.len();
+                if l.len() >= start + 26 {
+                    l.replace_range(start..start + 26, "<ulid>");
+                }
+            }
+        }
+        if let Some(i) = l.find(" B free after the pass)") {
+            let start = l[..i].rfind('(').map_or(0, |j| j + 1);
+            l.replace_range(start..i, "<free>");
+        }
         let me = rustix::process::geteuid().as_raw();
         l.replace(&format!("uid {me} gid {me}"), "uid <me> gid <me>")
             .replace(&format!("--uid {me} --gid {me}"), "--uid <me> --gid <me>")
@@ -173,6 +186,26 @@ fn estimate_human_output() {
             "testdata/corpora/small-clean",
         ],
         None,
+    );
+}
+
+#[test]
+fn flush_dry_run_human_output() {
+    let t = tempfile::tempdir().unwrap();
+    let tp = t.path().canonicalize().unwrap();
+    let data = tp.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(root().join("testdata/corpora/v3-checkpoint/wal"))
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    golden(
+        "flush-dry-run-checkpoint",
+        &["flush", "--dry-run", data.to_str().unwrap()],
+        Some(&tp),
     );
 }
 

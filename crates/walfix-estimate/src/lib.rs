@@ -41,12 +41,14 @@ pub use report::{Fit, Verdict};
 pub use scan::Inputs;
 
 /// How to read the logs (everything but the model).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ReadOptions {
     /// Server or agent WAL.
     pub flavor: WalFlavor,
     /// Warm-up in ms (default: twice the scrape interval, 30 s to 5 min).
     pub warmup_ms: Option<i64>,
+    /// Told the bytes of each segment once it is applied (for a progress bar).
+    pub progress: walfix::Progress,
 }
 
 /// Inputs and the estimate made from them.
@@ -67,6 +69,7 @@ pub fn scan_options(opts: &ModelOptions, read: ReadOptions) -> scan::ScanOptions
         lookback_ms: 5 * 60 * 1000,
         window_bytes: scan::DEFAULT_WINDOW,
         threads: 0,
+        progress: read.progress,
     }
 }
 

@@ -65,6 +65,8 @@ pub struct ScanOptions {
     /// decode segments (1: the calling thread does everything). What the scan finds does not
     /// depend on it.
     pub threads: usize,
+    /// Told the bytes of each segment once it is applied (for a progress bar).
+    pub progress: walfix::Progress,
 }
 
 /// Series created in one hour of the WAL.
@@ -720,6 +722,8 @@ struct Replay<'a, 'b> {
     next: usize,
     pool: &'b Pool,
     failed: Option<io::Error>,
+    progress: &'b walfix::Progress,
+    opened: u64,
 }
 
 impl Replay<'_, '_> {
@@ -753,12 +757,16 @@ impl Replay<'_, '_> {
             Msg::Opened(len) => {
                 self.col.out.segments += 1;
                 self.col.out.bytes += len;
+                self.opened = len;
             }
             Msg::Batch(b) => {
                 self.col.apply(kind, &b);
                 self.pool.give(b);
             }
-            Msg::Done(Ok(())) => self.next += 1,
+            Msg::Done(Ok(())) => {
+                self.next += 1;
+                self.progress.advance(self.opened);
+            }
             Msg::Done(Err(e)) => {
                 self.failed = Some(e);
                 return false;
@@ -783,6 +791,8 @@ pub fn scan_layout(layout: &Layout, opts: &ScanOptions) -> io::Result<Inputs> {
         next: 0,
         pool: &pool,
         failed: None,
+        progress: &opts.progress,
+        opened: 0,
     };
     if threads <= 1 {
         for (i, job) in jobs.iter().enumerate() {

@@ -114,6 +114,9 @@ pub struct FlushOptions {
     /// Bytes of postings sorted in memory per block (default [`DEFAULT_SORT_BUDGET`]); more
     /// are sorted in runs on disk. The blocks are the same whatever the budget.
     pub sort_budget: Option<u64>,
+    /// Told the bytes of each segment read, by the check first and then by the pass (twice the
+    /// WAL in all; for a progress bar).
+    pub progress: walfix::Progress,
 }
 
 /// What a block holds.
@@ -831,8 +834,14 @@ impl Visitor for Pass {
     }
 }
 
-fn read_log(pass: &mut Pass, log: &Log, above: Option<u64>) -> Result<(), FlushError> {
+fn read_log(
+    pass: &mut Pass,
+    log: &Log,
+    above: Option<u64>,
+    progress: &walfix::Progress,
+) -> Result<(), FlushError> {
     for seg in &log.segments {
+        progress.advance(seg.len);
         if above.is_some_and(|n| seg.index <= n) {
             continue;
         }
@@ -974,7 +983,7 @@ pub fn flush(data_dir: &Path, opts: &FlushOptions) -> Result<FlushReport, FlushE
         &walfix::CheckOptions {
             level: walfix::Level::Records,
             flavor: opts.flavor,
-            ..Default::default()
+            progress: opts.progress.clone(),
         },
     )?;
     if check.exit_code != 0 {
@@ -1089,9 +1098,9 @@ fn run(
         let above = log.checkpoint.as_ref().map(|c| c.index);
         if let Some(ck) = &log.checkpoint {
             pass.out.checkpoint = Some(ck.index);
-            read_log(&mut pass, &ck.log, None)?;
+            read_log(&mut pass, &ck.log, None, &opts.progress)?;
         }
-        read_log(&mut pass, log, above)?;
+        read_log(&mut pass, log, above, &opts.progress)?;
     }
     pass.in_wbl = false;
     if pass.wbl_samples > 0 {
