@@ -213,11 +213,7 @@ pub fn run(args: EstimateArgs) -> ExitCode {
     } else {
         walfix::WalFlavor::Server
     };
-    let bar = crate::progress::Bar::bytes(
-        walfix::layout::discover(&args.path, flavor)
-            .map_or(0, |l| crate::progress::layout_bytes(&l)),
-        "reading",
-    );
+    let bar = crate::progress::Bar::over_path(&args.path, flavor, 1, "reading");
     let read = ReadOptions {
         flavor,
         warmup_ms: None,

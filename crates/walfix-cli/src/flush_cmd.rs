@@ -143,11 +143,8 @@ fn human(out: &mut impl Write, r: &FlushReport) -> io::Result<()> {
 pub fn run(args: FlushArgs) -> ExitCode {
     // The check and then the pass each read the WAL: the bar covers both; writing the blocks
     // after them is not counted.
-    let bar = crate::progress::Bar::bytes(
-        walfix::layout::discover(&args.data_dir, walfix::WalFlavor::Server)
-            .map_or(0, |l| 2 * crate::progress::layout_bytes(&l)),
-        "reading",
-    );
+    let bar =
+        crate::progress::Bar::over_path(&args.data_dir, walfix::WalFlavor::Server, 2, "reading");
     let opts = FlushOptions {
         output_dir: args.output_dir.clone(),
         dry_run: args.dry_run,

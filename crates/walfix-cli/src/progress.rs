@@ -3,6 +3,7 @@
 //! holds whatever the terminal.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -18,6 +19,11 @@ pub fn set_quiet(q: bool) {
 /// True under `-q`.
 pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
+}
+
+/// True if a bar would be drawn: stderr is a terminal and `-q` is off.
+fn shown() -> bool {
+    !quiet() && std::io::stderr().is_terminal()
 }
 
 /// Bytes of every segment under a layout (checkpoints included): what a full read covers.
@@ -43,7 +49,7 @@ pub struct Bar(Option<ProgressBar>);
 impl Bar {
     /// `what` names the step, e.g. `checking`.
     pub fn bytes(total: u64, what: &str) -> Bar {
-        if quiet() || !std::io::stderr().is_terminal() || total == 0 {
+        if !shown() || total == 0 {
             return Bar(None);
         }
         let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -56,6 +62,16 @@ impl Bar {
         pb.set_message(what.to_string());
         pb.enable_steady_tick(Duration::from_millis(200));
         Bar(Some(pb))
+    }
+
+    /// A bar over `passes` full reads of the logs under `path`. The layout is only listed
+    /// (to size the bar) when the bar is drawn.
+    pub fn over_path(path: &Path, flavor: walfix::WalFlavor, passes: u64, what: &str) -> Bar {
+        if !shown() {
+            return Bar(None);
+        }
+        let total = walfix::layout::discover(path, flavor).map_or(0, |l| passes * layout_bytes(&l));
+        Bar::bytes(total, what)
     }
 
     /// What the library is given to move the bar.

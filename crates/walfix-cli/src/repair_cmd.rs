@@ -248,11 +248,7 @@ pub fn run(args: RepairArgs) -> ExitCode {
         walfix::WalFlavor::Server
     };
     // Over the plan's full check, the long part; what follows reads what changes.
-    let bar = crate::progress::Bar::bytes(
-        walfix::layout::discover(&args.path, flavor)
-            .map_or(0, |l| crate::progress::layout_bytes(&l)),
-        "checking",
-    );
+    let bar = crate::progress::Bar::over_path(&args.path, flavor, 1, "checking");
     let opts = RepairOptions {
         mode: match args.mode {
             ModeArg::Salvage => Mode::Salvage,

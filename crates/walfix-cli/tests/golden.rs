@@ -97,6 +97,23 @@ fn golden(name: &str, args: &[&str], tmp: Option<&Path>) {
     );
 }
 
+/// A data dir in a temp dir holding a copy of the corpus's wal/: (the temp dir, its canonical
+/// path, the data dir).
+fn wal_copy(corpus: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let tp = t.path().canonicalize().unwrap();
+    let data = tp.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(root().join("testdata/corpora").join(corpus).join("wal"))
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    (t, tp, data)
+}
+
 #[test]
 fn check_human_output() {
     golden(
@@ -128,17 +145,7 @@ fn repair_dry_run_human_output() {
         ("repair-trunc-tail", "small-clean--trunc-tail"),
         ("repair-gap", "small-clean--gap"),
     ] {
-        let t = tempfile::tempdir().unwrap();
-        let tp = t.path().canonicalize().unwrap();
-        let data = tp.join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        let st = Command::new("cp")
-            .arg("-r")
-            .arg(root().join("testdata/corpora").join(corpus).join("wal"))
-            .arg(&data)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let (_t, tp, data) = wal_copy(corpus);
         golden(
             name,
             &["repair", "--dry-run", data.to_str().unwrap()],
@@ -191,17 +198,7 @@ fn estimate_human_output() {
 
 #[test]
 fn flush_dry_run_human_output() {
-    let t = tempfile::tempdir().unwrap();
-    let tp = t.path().canonicalize().unwrap();
-    let data = tp.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let st = Command::new("cp")
-        .arg("-r")
-        .arg(root().join("testdata/corpora/v3-checkpoint/wal"))
-        .arg(&data)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let (_t, tp, data) = wal_copy("v3-checkpoint");
     golden(
         "flush-dry-run-checkpoint",
         &["flush", "--dry-run", data.to_str().unwrap()],
@@ -211,17 +208,7 @@ fn flush_dry_run_human_output() {
 
 #[test]
 fn preflight_human_output() {
-    let t = tempfile::tempdir().unwrap();
-    let tp = t.path().canonicalize().unwrap();
-    let data = tp.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let st = Command::new("cp")
-        .arg("-r")
-        .arg(root().join("testdata/corpora/small-clean--gap/wal"))
-        .arg(&data)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let (_t, tp, data) = wal_copy("small-clean--gap");
     let me = rustix::process::geteuid().as_raw().to_string();
     golden(
         "preflight-gap",
