@@ -220,7 +220,8 @@ pub(super) fn private(fs_: &dyn Fs, plan: &Plan, path: &Path, mode: u32) -> io::
 
 /// A new run directory name under `backup_dir`: the UTC time, then `-N` (above every `-N`
 /// taken in that second, so names keep sorting by time after older runs are pruned).
-pub(super) fn new_run_dir(backup_dir: &Path) -> PathBuf {
+/// `walfix flush` names its backup runs with it too, so they sort and are pruned alike.
+pub fn new_run_dir(backup_dir: &Path) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
