@@ -28,9 +28,15 @@
 //!   file for the series they name, clipped to the block: Prometheus applies them at query time
 //!   and drops the data at the next compaction, as for a deletion on a persisted block.
 //! * The WBL (out-of-order samples): a `wbl/` holding samples makes flush refuse.
-//! * `wal/`, `chunks_head/` and `wbl/` are left where they are: Prometheus started on the data
-//!   dir afterwards replays the WAL again, but drops every sample before the new blocks' end
-//!   (they are in the blocks), so nothing is counted twice.
+//!
+//! # Handing over
+//!
+//! Once every block is in place, what replay would read besides them (`wal/`, `chunks_head/`,
+//! `wbl/`, `chunk_snapshot.*`) moves into a backup run ([`handover`]), so the next Prometheus
+//! starts from the blocks with an empty head. It stays in place when something replay would
+//! apply is not in the blocks (native histograms in this version), with `--output-dir`, and with
+//! [`FlushOptions::keep_wal`]: Prometheus then replays it again but drops every sample before
+//! the blocks' end, so nothing is counted twice.
 //!
 //! # Memory and disk (measured figures in docs/flush.md)
 //!
@@ -51,6 +57,7 @@
 
 pub mod bits;
 pub mod block;
+pub mod handover;
 pub mod labels;
 pub mod read;
 pub mod sort;
@@ -117,6 +124,10 @@ pub struct FlushOptions {
     /// Told the bytes of each segment read, by the check first and then by the pass (twice the
     /// WAL in all; for a progress bar).
     pub progress: walfix::Progress,
+    /// Parent of the backup run the WAL moves into (default `DATA_DIR/walfix-backup`).
+    pub backup_dir: Option<PathBuf>,
+    /// Leave `wal/`, `chunks_head/`, `wbl/` and `chunk_snapshot.*` in place.
+    pub keep_wal: bool,
 }
 
 /// What a block holds.
@@ -224,6 +235,15 @@ pub struct FlushReport {
     pub memory: MemoryReport,
     /// Disk in the output's file system.
     pub disk: DiskReport,
+    /// False when the data dir had no `wal/` (a flush that moved it is done: nothing to flush).
+    pub wal_found: bool,
+    /// What replay would read besides the blocks: moved into the backup after the blocks (in a
+    /// dry run: what would move).
+    pub to_move: Vec<PathBuf>,
+    /// Where it moved.
+    pub handover: Option<handover::Handover>,
+    /// Why it stayed in place, if it did.
+    pub wal_kept: Option<String>,
 }
 
 /// Disk the flush needs in the output's file system (checked before the blocks are written).
@@ -971,6 +991,20 @@ pub fn flush(data_dir: &Path, opts: &FlushOptions) -> Result<FlushReport, FlushE
             "an agent WAL has no blocks to flush into".into(),
         ));
     }
+    let out_dir = opts
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.to_path_buf());
+    if !data_dir.join("wal").is_dir() && blocks_end(data_dir)?.is_some() {
+        // A flush that moved wal/ away is finished; a rerun has nothing to do.
+        return Ok(FlushReport {
+            data_dir: data_dir.to_path_buf(),
+            output_dir: out_dir,
+            dry_run: opts.dry_run,
+            to_move: handover::replay_inputs(data_dir)?,
+            ..FlushReport::default()
+        });
+    }
     if !data_dir.join("wal").is_dir() {
         return Err(FlushError::Io(io::Error::new(
             io::ErrorKind::NotFound,
@@ -999,10 +1033,6 @@ pub fn flush(data_dir: &Path, opts: &FlushOptions) -> Result<FlushReport, FlushE
             check.exit_code
         )));
     }
-    let out_dir = opts
-        .output_dir
-        .clone()
-        .unwrap_or_else(|| data_dir.to_path_buf());
     if !opts.dry_run {
         fs::create_dir_all(&out_dir)?;
     }
@@ -1023,14 +1053,40 @@ pub fn flush(data_dir: &Path, opts: &FlushOptions) -> Result<FlushReport, FlushE
         fs::create_dir_all(&d)?;
         Some(d)
     };
-    let mut res = run(data_dir, &out_dir, opts, min_valid, spill_dir.clone());
+    let res = run(data_dir, &out_dir, opts, min_valid, spill_dir.clone());
     if let Some(d) = &spill_dir {
         let _ = fs::remove_dir_all(d);
     }
-    if let Ok(r) = &mut res {
-        r.removed_leftovers = removed;
+    let mut r = res?;
+    r.removed_leftovers = removed;
+    r.wal_found = true;
+    r.to_move = handover::replay_inputs(data_dir)?;
+    r.wal_kept = if opts.keep_wal {
+        Some("--keep-wal".into())
+    } else if !same_dir(&out_dir, data_dir) {
+        Some("the blocks went to --output-dir, not into the data dir".into())
+    } else if r.not_written.histogram_samples > 0 {
+        Some(format!(
+            "{} native histogram samples are not in the blocks (this version does not write them): replay still needs the WAL",
+            r.not_written.histogram_samples
+        ))
+    } else {
+        None
+    };
+    if !opts.dry_run && r.wal_kept.is_none() {
+        let ulids: Vec<String> = r.blocks.iter().map(|b| b.ulid.clone()).collect();
+        r.handover = Some(handover::move_to_backup(
+            &walfix::fsops::RealFs,
+            data_dir,
+            opts.backup_dir.as_deref(),
+            &ulids,
+        )?);
     }
-    res
+    Ok(r)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b || matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 fn run(
@@ -1532,6 +1588,7 @@ fn write_window(
         return Err(FlushError::Verify { ulid: id, what });
     }
     let dest = out_dir.join(&id);
+    handover::give_to_owner_of(&tmp, out_dir)?;
     fs::rename(&tmp, &dest)?;
     block::sync_dir(out_dir)?;
     drop(spill);

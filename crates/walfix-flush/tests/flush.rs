@@ -474,8 +474,16 @@ fn a_rerun_after_a_kill_converges() {
     let (want, _) = read_all(&clean_dir);
 
     // A run "killed" after renaming its first two blocks, while building the third, with its
-    // spill dir still there: simulated from a full run.
-    let rep = flush(&data, &FlushOptions::default()).unwrap();
+    // spill dir still there: simulated from a full run that leaves the WAL in place.
+    let rep = flush(
+        &data,
+        &FlushOptions {
+            keep_wal: true,
+            ..FlushOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(rep.handover.is_none() && data.join("wal").is_dir());
     for b in &rep.blocks[2..] {
         fs::remove_dir_all(&b.path).unwrap();
     }
@@ -495,6 +503,9 @@ fn a_rerun_after_a_kill_converges() {
         again.removed_leftovers
     );
     assert!(!building.exists() && !spill.exists());
+    // This time the WAL moved into the backup.
+    let h = again.handover.as_ref().expect("moved");
+    assert!(!data.join("wal").exists() && h.backup_run.join("wal/00000000").is_file());
     let (got, ranges) = read_all(&data);
     assert_eq!(got, want);
     check_ranges(&ranges, T0 + 599 * 30_000);
