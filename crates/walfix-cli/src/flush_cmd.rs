@@ -30,6 +30,14 @@ pub struct FlushArgs {
     /// Write the blocks here instead of into DATA_DIR (for tests, or to check them first).
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
+    /// Where wal/, chunks_head/, wbl/ and chunk_snapshot.* move once the blocks are in place
+    /// (a new run directory under it; default DATA_DIR/walfix-backup, as repair's).
+    #[arg(long, value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
+    /// Leave wal/, chunks_head/, wbl/ and chunk_snapshot.* in place (Prometheus then replays
+    /// the WAL again, and drops every sample before the blocks' end).
+    #[arg(long)]
+    keep_wal: bool,
 }
 
 fn ms(t: i64) -> String {
@@ -37,6 +45,13 @@ fn ms(t: i64) -> String {
 }
 
 fn human(out: &mut impl Write, r: &FlushReport) -> io::Result<()> {
+    if !r.wal_found {
+        return writeln!(
+            out,
+            "walfix flush: {}: nothing to flush: no wal/ (a flush that moved it to the backup is done)",
+            show_path(&r.data_dir)
+        );
+    }
     let verb = if r.dry_run { "would write" } else { "wrote" };
     writeln!(
         out,
@@ -131,11 +146,39 @@ fn human(out: &mut impl Write, r: &FlushReport) -> io::Result<()> {
             r.series_without_samples
         )?;
     }
-    if !r.dry_run && !r.blocks.is_empty() {
-        writeln!(
+    let names = |v: &mut dyn Iterator<Item = &std::path::Path>| {
+        v.map(|p| {
+            p.file_name().map_or_else(
+                || show_path(p),
+                |n| escape_controls(&n.to_string_lossy()).into_owned(),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+    };
+    match (&r.handover, &r.wal_kept) {
+        (Some(h), _) => {
+            let bytes: u64 = h.moved.iter().map(|m| m.bytes).sum();
+            writeln!(
+                out,
+                "moved to {} ({} B): {}; Prometheus starts from the blocks with an empty WAL",
+                show_path(&h.backup_run),
+                bytes,
+                names(&mut h.moved.iter().map(|m| m.path.as_path()))
+            )?;
+        }
+        (None, Some(why)) => writeln!(
             out,
-            "wal/ was left in place: a Prometheus started on the data dir replays it and drops every sample before the blocks' end"
-        )?;
+            "left in place ({}): {}; a Prometheus started on the data dir replays them and drops every sample before the blocks' end",
+            escape_controls(why),
+            names(&mut r.to_move.iter().map(|p| p.as_path()))
+        )?,
+        (None, None) if r.dry_run => writeln!(
+            out,
+            "would move to the backup after the blocks: {}",
+            names(&mut r.to_move.iter().map(|p| p.as_path()))
+        )?,
+        (None, None) => {}
     }
     Ok(())
 }
@@ -148,6 +191,8 @@ pub fn run(args: FlushArgs) -> ExitCode {
     let opts = FlushOptions {
         output_dir: args.output_dir.clone(),
         dry_run: args.dry_run,
+        backup_dir: args.backup_dir.clone(),
+        keep_wal: args.keep_wal,
         progress: bar.progress(),
         ..FlushOptions::default()
     };

@@ -271,6 +271,24 @@ fn view(p: &Prom, first: i64, last: i64, sampled: &[LabelSet]) -> View {
     }
 }
 
+/// Relative path -> bytes of every file under `dir`.
+fn dir_bytes(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(base: &Path, p: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in fs::read_dir(p).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk(base, &e.path(), out);
+            } else {
+                let rel = e.path().strip_prefix(base).unwrap().to_path_buf();
+                out.insert(rel, fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     let text = format!(
@@ -428,28 +446,43 @@ fn flush_and_compare_dir(corpus: &str, version: &str, make_orig: impl Fn(&Path))
         assert_eq!(total, n, "queryable samples differ from the corpus notes");
     }
 
-    // The real run without --output-dir: blocks next to the WAL it leaves in place. Prometheus
-    // replays the WAL again but drops every sample before the blocks' end: nothing twice.
-    let both = tmp.path().join("both");
+    // The real run, in place: the blocks go into the data dir and what replay would read
+    // besides them moves into the backup, so Prometheus starts from the blocks alone.
+    let inplace = tmp.path().join("inplace");
     // A second copy as it was before any Prometheus ran on it (Prometheus rewrites its WAL).
-    make_orig(&both);
-    run_ok(
+    make_orig(&inplace);
+    let wal_before = dir_bytes(&inplace.join("wal"));
+    let out = run_ok(
         Command::new(env!("CARGO_BIN_EXE_walfix"))
             .args(["flush", "--json"])
-            .arg(&both),
+            .arg(&inplace),
     );
-    assert!(both.join("wal").is_dir());
-    let work_c = tmp.path().join("work-both");
+    let json = out.lines().find(|l| l.starts_with('{')).unwrap();
+    let r: Value = serde_json::from_str(json).unwrap();
+    assert!(!inplace.join("wal").exists(), "wal/ still in the data dir");
+    let run = Path::new(r["handover"]["backup_run"].as_str().unwrap());
+    assert_eq!(
+        dir_bytes(&run.join("wal")),
+        wal_before,
+        "the backup holds the WAL unchanged"
+    );
+    let work_c = tmp.path().join("work-inplace");
     fs::create_dir_all(&work_c).unwrap();
-    let pc = Prom::start(version, &both, &work_c);
+    let pc = Prom::start(version, &inplace, &work_c);
     let c = view(&pc, first, last, &sampled);
     let log_c = pc.stop();
     assert_eq!(
         a.series, c.series,
-        "blocks + WAL: series sets differ\n{log_c}"
+        "flushed in place: series sets differ\n{log_c}"
     );
-    assert_eq!(a.counts, c.counts, "blocks + WAL: count_over_time differs");
-    assert_eq!(a.samples, c.samples, "blocks + WAL: sampled values differ");
+    assert_eq!(
+        a.counts, c.counts,
+        "flushed in place: count_over_time differs"
+    );
+    assert_eq!(
+        a.samples, c.samples,
+        "flushed in place: sampled values differ"
+    );
 }
 
 #[test]
@@ -628,11 +661,11 @@ fn cli_flush_dry_run_json_and_refusals() {
         "the deletion across the boundary is in both blocks"
     );
     assert_eq!(blocks(&data), 2);
-    assert!(data.join("wal/00000000").is_file(), "the WAL stays");
-    // Again: every sample is before the blocks' end now; nothing more is written.
+    assert!(!data.join("wal").exists(), "the WAL moved to the backup");
+    // Again: nothing left to flush; nothing more is written.
     let (code, out, _) = walfix(&[], &data);
     assert_eq!(code, Some(0));
-    assert!(out.contains("no block to write"), "{out}");
+    assert!(out.contains("nothing to flush"), "{out}");
     assert_eq!(blocks(&data), 2);
 }
 
@@ -693,7 +726,7 @@ fn killed_flush_then_rerun_converges() {
             .collect();
         names.sort();
         for n in &names {
-            if n == "wal" || n == "lock" {
+            if n == "walfix-backup" || n == "lock" {
                 continue;
             }
             assert!(n.len() == 26, "left behind: {n}");
@@ -743,7 +776,7 @@ fn killed_flush_then_rerun_converges() {
         let left: Vec<String> = fs::read_dir(&d)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n != "wal")
+            .filter(|n| n != "wal" && n != "walfix-backup")
             .collect();
         let done = left.iter().filter(|n| n.len() == 26).count();
         if done < 4 {
@@ -751,6 +784,17 @@ fn killed_flush_then_rerun_converges() {
         }
         eprintln!("killed at {frac} of {full:?}: {done} blocks done, left: {left:?}");
         run_ok(walfix().arg("flush").arg(&d));
+        // The WAL is in exactly one backup run, unchanged.
+        let runs: Vec<PathBuf> = fs::read_dir(d.join("walfix-backup"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|r| r.join("wal").exists())
+            .collect();
+        assert_eq!(runs.len(), 1, "kill at {frac}: {runs:?}");
+        assert!(
+            dir_bytes(&runs[0].join("wal")) == dir_bytes(&src.join("wal")),
+            "kill at {frac}: the WAL in the backup differs"
+        );
         let got = contents(&d);
         assert_eq!(got.1, want.1, "kill at {frac} of the run: block ranges");
         assert!(got.0 == want.0, "kill at {frac} of the run: samples differ");
