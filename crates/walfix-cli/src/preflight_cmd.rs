@@ -27,7 +27,7 @@ Exit codes (docs/preflight.md):
      losing more than --max-loss, --on-damage fail with damage, a running Prometheus
   3  operational error: bad usage, I/O error
   4  environment not ready: permissions, free space, read-only volume, memory
-     (--on-oom-risk fail)
+     (--on-oom-risk fail, or a flush that could not clear the risk)
 With -- COMMAND..., a ready preflight execs COMMAND (its exit code is then Prometheus's).";
 
 /// Termination messages are cut to this (the kubelet reads at most 4096 bytes).
@@ -64,7 +64,9 @@ pub struct PreflightArgs {
     /// cgroup), or `env:NAME` (a downward-API variable fed from limits.memory).
     #[arg(long, value_name = "BYTES|auto|env:NAME")]
     memory_limit: Option<String>,
-    /// What a will-OOM verdict does.
+    /// What a will-OOM verdict does: warn and start, fail (exit 4), or flush the WAL into
+    /// blocks (`walfix flush`: its memory is bounded, not the replay's) and move it to the
+    /// backup, so Prometheus starts from the blocks with an empty head.
     #[arg(long, value_enum, default_value_t = OnOomRisk::Warn)]
     on_oom_risk: OnOomRisk,
     /// Prometheus version for the memory model (2.42, 2.53, 3.5).
@@ -103,6 +105,7 @@ enum OnDamage {
 enum OnOomRisk {
     Fail,
     Warn,
+    Flush,
 }
 
 /// A check's result.
@@ -887,6 +890,9 @@ fn memory(cx: &mut Ctx, path: &Path, fresh: bool) -> Result<(), Stop> {
                 cx.out.check("memory", Status::Warn, &msg, data);
                 return Ok(());
             }
+            if cx.args.on_oom_risk == OnOomRisk::Flush {
+                return flush_wal(cx, path, &msg, data);
+            }
             cx.out.check("memory", Status::Fail, &msg, data);
             Err(Stop(
                 Outcome::NotReady,
@@ -894,6 +900,70 @@ fn memory(cx: &mut Ctx, path: &Path, fresh: bool) -> Result<(), Stop> {
                     "{msg}; raise the container's memory limit (refused by --on-oom-risk fail)"
                 ),
             ))
+        }
+    }
+}
+
+/// `--on-oom-risk flush`: the WAL into blocks, then out of replay's way (docs/flush.md).
+fn flush_wal(cx: &mut Ctx, path: &Path, msg: &str, mut data: Value) -> Result<(), Stop> {
+    use walfix_flush::{flush, FlushError, FlushOptions};
+    let opts = FlushOptions {
+        flavor: flavor(cx.args),
+        backup_dir: cx.args.backup_dir.clone(),
+        // Held since the live check: nothing started on the data dir in between.
+        caller_holds_lock: cx.lock.is_some(),
+        ..FlushOptions::default()
+    };
+    let fail = |cx: &mut Ctx, outcome: Outcome, why: String, data: Value| {
+        let m = format!("{msg}; flush: {why}");
+        cx.out.check("memory", Status::Fail, &m, data);
+        Err(Stop(outcome, m))
+    };
+    match flush(path, &opts) {
+        Ok(r) => {
+            if let Value::Object(m) = &mut data {
+                m.insert("flush".into(), json!(r));
+            }
+            let Some(h) = &r.handover else {
+                let why = r.wal_kept.clone().unwrap_or_default();
+                return fail(
+                    cx,
+                    Outcome::NotReady,
+                    format!("blocks written but the WAL stays ({why}): replay would still need the memory"),
+                    data,
+                );
+            };
+            let change = format!(
+                "flushed {} samples of {} series into {} blocks and moved {} to {}",
+                r.samples_written,
+                r.series,
+                r.blocks.len(),
+                h.moved
+                    .iter()
+                    .filter_map(|m| m.path.file_name())
+                    .map(|n| escape_controls(&n.to_string_lossy()).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                show_path(&h.backup_run)
+            );
+            cx.changes.push(change.clone());
+            cx.out.check(
+                "memory",
+                Status::Fixed,
+                &format!("{msg}; {change}: replay starts empty"),
+                data,
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let outcome = match &e {
+                FlushError::NoSpace { .. } => Outcome::NotReady,
+                FlushError::Locked(_) | FlushError::Damaged(_) | FlushError::Unsupported(_) => {
+                    Outcome::Refused
+                }
+                _ => Outcome::Error,
+            };
+            fail(cx, outcome, e.to_string(), data)
         }
     }
 }

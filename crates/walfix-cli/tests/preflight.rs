@@ -337,6 +337,62 @@ fn memory_below_the_estimate_is_refused_only_when_asked() {
     assert_eq!(code(&o), 0, "{}", text(&o));
 }
 
+/// `--on-oom-risk flush`: the WAL becomes blocks (read back by our block reader: every
+/// sample the corpus notes say Prometheus replays), moves to the backup unchanged, and the
+/// restarted pod finds nothing to replay.
+#[test]
+fn will_oom_with_flush_writes_blocks_and_moves_the_wal_out_of_replay() {
+    let (_t, data) = data_dir(Some("v3-snappy-small"));
+    let wal = files(&data.join("wal"));
+    let o = preflight(
+        &data,
+        &["--memory-limit", "1Mi", "--on-oom-risk", "flush", "--json"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mem = lines.iter().find(|l| l["check"] == "memory").unwrap();
+    assert_eq!(mem["status"], "fixed", "{mem}");
+    assert_eq!(mem["verdict"], "will_oom", "{mem}");
+    let run = PathBuf::from(mem["flush"]["handover"]["backup_run"].as_str().unwrap());
+    assert!(!data.join("wal").exists());
+    assert_eq!(
+        files(&run.join("wal")),
+        wal,
+        "the WAL in the backup is unchanged"
+    );
+    let mut samples = 0;
+    for b in mem["flush"]["blocks"].as_array().unwrap() {
+        let dir = PathBuf::from(b["path"].as_str().unwrap());
+        let st = walfix_flush::read::read_block(&dir, |_, _| {}).unwrap();
+        samples += st.samples;
+        let m = fs::metadata(&dir).unwrap();
+        let d = fs::metadata(&data).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (d.uid(), d.gid()),
+            "owned like the data dir"
+        );
+    }
+    // testdata/facts.json: real Prometheus 3.5 counted 460325 samples of v3-snappy-small after
+    // its replay (samples_queryable).
+    assert_eq!(samples, 460325);
+    let outcome = lines.last().unwrap();
+    assert!(
+        outcome["changes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("flushed"),
+        "{outcome}"
+    );
+    // The pod restarts: nothing to replay now.
+    let o = preflight(&data, &["--memory-limit", "1Mi", "--on-oom-risk", "flush"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("no WAL to replay"), "{}", text(&o));
+}
+
 #[test]
 fn ready_execs_the_command_and_not_ready_does_not() {
     let (_t, data) = data_dir(Some("v3-snappy-small"));

@@ -128,6 +128,9 @@ pub struct FlushOptions {
     pub backup_dir: Option<PathBuf>,
     /// Leave `wal/`, `chunks_head/`, `wbl/` and `chunk_snapshot.*` in place.
     pub keep_wal: bool,
+    /// The caller already holds the data dir's lock ([`walfix::repair::lock`]), as `walfix
+    /// preflight` does from its live check on: a second flock on the file would conflict.
+    pub caller_holds_lock: bool,
 }
 
 /// What a block holds.
@@ -1011,7 +1014,12 @@ pub fn flush(data_dir: &Path, opts: &FlushOptions) -> Result<FlushReport, FlushE
             format!("{}: no wal/ here (give the data dir)", data_dir.display()),
         )));
     }
-    let _lock = walfix::repair::lock(data_dir).map_err(|e| FlushError::Locked(e.to_string()))?;
+    let _lock = match opts.caller_holds_lock {
+        true => None,
+        false => {
+            Some(walfix::repair::lock(data_dir).map_err(|e| FlushError::Locked(e.to_string()))?)
+        }
+    };
     let check = walfix::check(
         data_dir,
         &walfix::CheckOptions {
