@@ -7,9 +7,9 @@ use rayon::prelude::*;
 use walfix_format::frames::{Problem, ProblemKind};
 use walfix_format::record::{LogKind, RecordType};
 
-use crate::layout::{discover, Leftover, Log, SegmentFile, WalFlavor};
-use crate::mmap::SegmentData;
+use crate::layout::{discover, Leftover, Log, WalFlavor};
 use crate::refset::RefSet;
+use crate::replay::{self, Place, Segment};
 use crate::report::{
     Finding, FindingKind, LogSummary, NotReplayed, PrometheusOutcome, PrometheusStop, Report,
     Severity, Stats,
@@ -55,9 +55,19 @@ enum Role {
     Live,
 }
 
+impl From<Place> for Role {
+    fn from(p: Place) -> Role {
+        match p {
+            Place::Checkpoint(_) => Role::Checkpoint,
+            Place::Covered => Role::Covered,
+            _ => Role::Live,
+        }
+    }
+}
+
 struct Scanned<'a> {
     log: &'a Log,
-    seg: &'a SegmentFile,
+    seg: Segment,
     role: Role,
     newest: bool,
     scan: Result<SegmentScan, io::Error>,
@@ -74,13 +84,14 @@ pub fn check_layout(layout: &crate::layout::Layout, opts: &CheckOptions) -> Repo
 
     for log in &layout.logs {
         structure(log, &mut findings, &mut startup_failure);
+        let (ck_segs, covered_to) = replay::checkpoint_parts(log);
         if let Some(ck) = &log.checkpoint {
-            let scanned = scan_log(&ck.log, Role::Checkpoint, None, opts, &mut known);
+            let scanned = scan_log(&ck.log, ck_segs, opts, &mut known);
             summaries.push(summary(&ck.log, &scanned));
             replay.extend(scanned);
         }
-        let covered = log.checkpoint.as_ref().map(|c| c.index);
-        let scanned = scan_log(log, Role::Live, covered, opts, &mut known);
+        let segs = replay::log_segments(log, |s| replay::live_place(covered_to, s));
+        let scanned = scan_log(log, segs, opts, &mut known);
         summaries.push(summary(log, &scanned));
         replay.extend(scanned);
     }
@@ -151,43 +162,36 @@ fn summary(log: &Log, scanned: &[Scanned<'_>]) -> LogSummary {
 /// that "series defined before this sample" follows replay order.
 fn scan_log<'a>(
     log: &'a Log,
-    role: Role,
-    covered_upto: Option<u64>,
+    segs: Vec<Segment>,
     opts: &CheckOptions,
     known: &mut RefSet,
 ) -> Vec<Scanned<'a>> {
-    let newest = log
-        .segments
-        .iter()
-        .rev()
-        .find(|s| s.len > 0)
-        .map(|s| s.index);
+    let newest = segs.iter().rev().find(|s| s.len > 0).map(|s| s.index);
     let window = rayon::current_num_threads().max(1) * 2;
-    let mut out = Vec::with_capacity(log.segments.len());
-    for chunk in log.segments.chunks(window) {
+    let mut out = Vec::with_capacity(segs.len());
+    let mut segs = segs.into_iter().peekable();
+    while segs.peek().is_some() {
+        let chunk: Vec<Segment> = segs.by_ref().take(window).collect();
         let results: Vec<_> = chunk
-            .par_iter()
+            .into_par_iter()
             .map(|seg| {
-                let role = match covered_upto {
-                    Some(n) if role == Role::Live && seg.index <= n => Role::Covered,
-                    _ => role,
-                };
-                let scan = read_and_scan(seg, log.kind, opts.level, None);
+                let scan = read_and_scan(&seg, opts.level, None);
                 opts.progress.advance(seg.len);
-                (seg, role, scan)
+                (seg, scan)
             })
             .collect();
-        for (seg, role, mut scan) in results {
+        for (seg, mut scan) in results {
+            let role = Role::from(seg.place);
             if let Ok(sc) = &mut scan {
                 if role != Role::Covered {
-                    merge_refs(seg, log.kind, opts.level, sc, known);
+                    merge_refs(&seg, opts.level, sc, known);
                 }
             }
             out.push(Scanned {
                 log,
-                seg,
-                role,
                 newest: Some(seg.index) == newest && role != Role::Checkpoint,
+                role,
+                seg,
                 scan,
             });
         }
@@ -196,32 +200,24 @@ fn scan_log<'a>(
 }
 
 fn read_and_scan(
-    seg: &SegmentFile,
-    kind: LogKind,
+    seg: &Segment,
     level: Level,
     known_before: Option<&RefSet>,
 ) -> io::Result<SegmentScan> {
     if seg.is_dir {
         return Err(io::Error::other("is a directory"));
     }
-    let data = SegmentData::open(&seg.path)?;
-    let scan = scan_segment(&data, kind, level, known_before);
-    data.check_intact(&seg.path)?;
-    Ok(scan)
+    replay::with_segment(&seg.path, |data| {
+        scan_segment(data, seg.kind, level, known_before)
+    })
 }
 
 /// Adds a segment's series to `known` and, if it used refs nobody defined before, counts them
 /// exactly with a second pass (rare: it only happens on damaged or truncated WALs).
-fn merge_refs(
-    seg: &SegmentFile,
-    kind: LogKind,
-    level: Level,
-    scan: &mut SegmentScan,
-    known: &mut RefSet,
-) {
+fn merge_refs(seg: &Segment, level: Level, scan: &mut SegmentScan, known: &mut RefSet) {
     let missing = scan.used_undefined.iter().any(|r| !known.contains(r));
     if missing {
-        if let Ok(exact) = read_and_scan(seg, kind, level, Some(known)) {
+        if let Ok(exact) = read_and_scan(seg, level, Some(known)) {
             scan.unknown = exact.unknown;
         }
     }
@@ -498,16 +494,11 @@ fn entries(stats: &Stats) -> u64 {
 /// copied yet is gone without an error.
 fn repair_file_loss(log: &Log, path: &Path, level: Level) -> NotReplayed {
     let count = |p: &Path| -> (u64, u64) {
-        match SegmentData::open(p) {
-            Ok(d) => {
-                let sc = scan_segment(&d, log.kind, level, None);
-                if d.check_intact(p).is_err() {
-                    return (0, 0);
-                }
-                (sc.stats.records, entries(&sc.stats))
-            }
-            Err(_) => (0, 0),
-        }
+        replay::with_segment(p, |d| {
+            let sc = scan_segment(d, log.kind, level, None);
+            (sc.stats.records, entries(&sc.stats))
+        })
+        .unwrap_or((0, 0))
     };
     let (records, samples) = count(path);
     let seg_name = path

@@ -23,7 +23,7 @@ use walfix_format::record::{
 use crate::check::{check_layout, CheckOptions};
 use crate::fsops::{copy_file, is_temp_name, replace_file, replace_file_as, Fs, Perms};
 use crate::layout::{discover, Layout, Leftover, Log, WalFlavor};
-use crate::mmap::SegmentData;
+use crate::replay::with_segment;
 use crate::report::{Finding, Report, Severity};
 
 mod execute;

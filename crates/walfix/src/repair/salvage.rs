@@ -377,15 +377,6 @@ pub(super) fn dropped_bytes(data: &[u8], kind: LogKind, cut: Option<usize>) -> u
     total
 }
 
-/// Reads the segment at `path` with `f`; an error if another process truncated it meanwhile
-/// (what `f` computed from the bytes past the cut is then wrong and is not returned).
-pub(super) fn with_segment<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
-    let data = SegmentData::open(path)?;
-    let out = f(&data);
-    data.check_intact(path)?;
-    Ok(out)
-}
-
 /// Entries of every record in `data` from offset `from` on (for truncation and deletion).
 pub(super) fn loss_from(data: &[u8], from: usize) -> Loss {
     let mut loss = Loss {
