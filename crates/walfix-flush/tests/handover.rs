@@ -115,6 +115,18 @@ fn backed_up(data: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// The files of the blocks (ULID directories) under `data`.
+fn block_files(data: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    files(data)
+        .into_iter()
+        .filter(|(p, _)| {
+            walfix_flush::block::is_ulid(
+                &p.components().next().unwrap().as_os_str().to_string_lossy(),
+            )
+        })
+        .collect()
+}
+
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .unwrap()
@@ -312,14 +324,7 @@ fn a_move_stopped_at_any_file_operation_converges_on_rerun() {
                 },
             )
             .unwrap();
-            let blocks = files(&data)
-                .into_iter()
-                .filter(|(p, _)| {
-                    walfix_flush::block::is_ulid(
-                        &p.components().next().unwrap().as_os_str().to_string_lossy(),
-                    )
-                })
-                .collect::<BTreeMap<_, _>>();
+            let blocks = block_files(&data);
             let fs_ = FailAt {
                 n: AtomicUsize::new(0),
                 fail_at,
@@ -344,14 +349,7 @@ fn a_move_stopped_at_any_file_operation_converges_on_rerun() {
                 "op {fail_at} after {after}: left behind"
             );
             assert_eq!(backed_up(&data), before, "op {fail_at} after {after}");
-            let now: BTreeMap<_, _> = files(&data)
-                .into_iter()
-                .filter(|(p, _)| {
-                    walfix_flush::block::is_ulid(
-                        &p.components().next().unwrap().as_os_str().to_string_lossy(),
-                    )
-                })
-                .collect();
+            let now = block_files(&data);
             assert_eq!(now, blocks, "the blocks are unchanged");
         }
     }
